@@ -1,5 +1,10 @@
 package crdt
 
+import (
+	"encoding/binary"
+	"strings"
+)
+
 // Rand is the randomness an allocation draws from. math/rand/v2's *rand.Rand, *rand.PCG and
 // *rand.ChaCha8 all satisfy it. The CRDT never reads a global source, so a seeded Rand makes
 // every allocation reproducible.
@@ -10,9 +15,11 @@ const DefaultBoundary = 10
 
 // strategyBits fixes the allocation strategy of each depth: bit d set means boundary+ (allocate
 // close to the left neighbour), clear means boundary- (close to the right neighbour). It is a
-// constant of the format, so every replica chooses the same strategy at the same depth. The
-// pattern (the golden-ratio constant) alternates the low depths, as the paper recommends.
-const strategyBits uint64 = 0x9E3779B97F4A7C15
+// constant, so every replica chooses the same strategy at the same depth. The pattern repeats
+// "+ + -": two boundary+ depths for every boundary- one. Text is mostly typed left to right,
+// which boundary+ serves; the boundary- depth keeps typing backwards logarithmic too. On the
+// three traces it gives 30-45% shallower identifiers than alternating "+ -" (docs/adr/0001).
+const strategyBits uint64 = 0xB6DB6DB6DB6DB6DB
 
 func boundaryPlus(depth int) bool { return strategyBits>>(depth%64)&1 == 1 }
 
@@ -30,51 +37,59 @@ const maxInterval = 1 << 31
 // One deviation keeps identifiers extensible: an identifier never ends in digit 0 (then there is
 // always room below it), so a candidate ending in 0 moves one step, or the search goes deeper.
 func alloc(p, q ID, site SiteID, counter uint32, boundary uint64, rng Rand) (ID, error) {
-	// pd and qd are the neighbours' digits read as mixed-radix numbers; the right bound may hold
-	// base(d) at one level ("one past the last digit"), which only ever is subtracted from.
-	var pd, qd [MaxDepth]uint64
-	np, nq := p.Depth(), q.Depth()
-	for d := 0; d < np; d++ {
-		pd[d] = uint64(p.digit(d))
-	}
+	// The neighbours' digits are read as mixed-radix numbers. The right bound is q's first qLen
+	// digits, then base(virt) at depth virt ("one past the last digit"), then zeros.
+	np := p.Depth()
+	qLen, virt := q.Depth(), -1
 	if q == "" {
-		qd[0] = base(0)
+		virt = 0
 	} else {
-		for d := 0; d < nq; d++ {
-			qd[d] = uint64(q.digit(d))
-		}
-		i := 0
-		for i < np && i < nq && p[i*tripleSize:(i+1)*tripleSize] == q[i*tripleSize:(i+1)*tripleSize] {
-			i++
-		}
-		if i < np && i < nq && pd[i] == qd[i] {
+		i := sharedLevels(p, q)
+		if i < np && i < qLen && p.digit(i) == q.digit(i) {
 			// Same digit, different site or counter: every extension of p's level i sorts
 			// between p and q, so the right bound becomes the end of that subtree.
-			for d := i + 1; d < MaxDepth; d++ {
-				qd[d] = 0
-			}
-			if i+1 < MaxDepth {
-				qd[i+1] = base(i + 1)
-			}
+			qLen, virt = i+1, i+1
 		}
+	}
+	pd := func(d int) uint64 {
+		if d < np {
+			return uint64(p.digit(d))
+		}
+		return 0
+	}
+	qd := func(d int) uint64 {
+		switch {
+		case d < qLen:
+			return uint64(q.digit(d))
+		case d == virt:
+			return base(d)
+		}
+		return 0
 	}
 
 	var diff int64
 	for d := 0; d < MaxDepth; d++ {
+		b := base(d)
 		if diff < maxInterval {
-			diff = diff*int64(base(d)) + int64(qd[d]) - int64(pd[d])
+			diff = diff*int64(b) + int64(qd(d)) - int64(pd(d))
 		}
 		if diff < 0 {
 			return "", invalidf(CodeBadOp, "neighbours out of order: %v !< %v", p, q)
 		}
-		interval := uint64(diff - 1)
 		if diff < 2 {
 			continue
 		}
+		interval := uint64(diff - 1)
 		step := min(boundary, interval)
 		delta := 1 + rng.Uint64()%step
 		plus := boundaryPlus(d)
-		if lastDigit(&pd, &qd, d, delta, plus) == 0 {
+		var last uint64
+		if plus {
+			last = (pd(d) + delta) % b
+		} else {
+			last = (qd(d) + b - delta) % b
+		}
+		if last == 0 {
 			switch {
 			case delta < interval:
 				delta++
@@ -86,14 +101,18 @@ func alloc(p, q ID, site SiteID, counter uint32, boundary uint64, rng Rand) (ID,
 		}
 		var nd [MaxDepth]uint64
 		if plus {
-			copy(nd[:d+1], pd[:d+1])
+			for j := 0; j <= d; j++ {
+				nd[j] = pd(j)
+			}
 			nd[d] += delta
 			for j := d; j > 0 && nd[j] >= base(j); j-- {
 				nd[j] -= base(j)
 				nd[j-1]++
 			}
 		} else {
-			copy(nd[:d+1], qd[:d+1])
+			for j := 0; j <= d; j++ {
+				nd[j] = qd(j)
+			}
 			for j := d; j >= 0; j-- {
 				if nd[j] >= delta {
 					nd[j] -= delta
@@ -108,34 +127,31 @@ func alloc(p, q ID, site SiteID, counter uint32, boundary uint64, rng Rand) (ID,
 	return "", invalidf(CodeExhausted, "no identifier left between %v and %v", p, q)
 }
 
-// lastDigit is the digit at depth d of the candidate delta away from the chosen bound.
-func lastDigit(pd, qd *[MaxDepth]uint64, d int, delta uint64, plus bool) uint64 {
-	b := base(d)
-	if plus {
-		return (pd[d] + delta) % b
-	}
-	return (qd[d] + b - delta%b) % b
-}
-
 // buildID gives each level of the digits nd a triple: the left neighbour's while nd follows p's
 // path, else the right neighbour's while it follows q's, else (site, counter). Copying the
 // neighbours' triples where the digits agree is what keeps p < id < q.
 func buildID(nd []uint64, p, q ID, site SiteID, counter uint32) ID {
 	np, nq := p.Depth(), q.Depth()
-	b := make([]byte, 0, len(nd)*tripleSize)
+	var sb strings.Builder
+	sb.Grow(len(nd) * tripleSize)
+	var own [tripleSize]byte
+	binary.BigEndian.PutUint32(own[4:], uint32(site))
+	binary.BigEndian.PutUint32(own[8:], counter)
 	onP, onQ := true, q != ""
 	for j, dg := range nd {
+		level := func(id ID) string { return string(id[j*tripleSize : (j+1)*tripleSize]) }
 		switch {
 		case onP && j < np && uint64(p.digit(j)) == dg:
-			b = append(b, p[j*tripleSize:(j+1)*tripleSize]...)
-			onQ = onQ && j < nq && p[j*tripleSize:(j+1)*tripleSize] == q[j*tripleSize:(j+1)*tripleSize]
+			sb.WriteString(level(p))
+			onQ = onQ && j < nq && level(p) == level(q)
 		case onQ && j < nq && uint64(q.digit(j)) == dg:
 			onP = false
-			b = append(b, q[j*tripleSize:(j+1)*tripleSize]...)
+			sb.WriteString(level(q))
 		default:
 			onP, onQ = false, false
-			b = appendTriple(b, Triple{Digit: uint32(dg), Site: site, Counter: counter})
+			binary.BigEndian.PutUint32(own[:4], uint32(dg))
+			sb.Write(own[:])
 		}
 	}
-	return ID(b)
+	return ID(sb.String())
 }

@@ -117,12 +117,12 @@ func (d *Doc) Insert(pos int, text string) (Op, error) {
 	if uint64(first)+uint64(n)-1 > math.MaxUint32 {
 		return Op{}, invalidf(CodeExhausted, "site %d has no counters left", d.site)
 	}
+	var leaf *node
+	var idx int
 	var prev, next ID
-	if pos > 0 {
-		prev, _ = d.elems.at(pos - 1)
-	}
-	if pos < d.Len() {
-		next, _ = d.elems.at(pos)
+	if d.elems.root != nil {
+		leaf, idx = d.elems.gapAt(pos)
+		prev, next = before(leaf, idx), after(leaf, idx)
 	}
 	ids := make([]ID, n)
 	for i := range ids {
@@ -134,7 +134,8 @@ func (d *Doc) Insert(pos int, text string) (Op, error) {
 	}
 	i := 0
 	for _, r := range text {
-		d.elems.insertAt(pos+i, ids[i], r)
+		leaf, idx = d.elems.insert(leaf, idx, ids[i], r)
+		idx++
 		i++
 	}
 	d.clock[d.site] = first + uint32(n) - 1
@@ -158,7 +159,7 @@ func (d *Doc) Delete(pos, n int) (Op, error) {
 	}
 	ids := make([]ID, n)
 	for i := range ids {
-		ids[i], _ = d.elems.deleteAt(pos)
+		ids[i], _ = d.elems.remove(d.elems.elemAt(pos))
 	}
 	d.clock[d.site]++
 	return Op{Kind: OpDelete, Site: d.site, Counter: d.clock[d.site], IDs: ids}, nil
@@ -230,11 +231,16 @@ func (d *Doc) apply(op *Op, cs *changes) {
 					continue
 				}
 			}
-			pos, found := d.elems.search(id)
-			if found {
-				continue
+			var leaf *node
+			var idx, pos int
+			if d.elems.root != nil {
+				var found bool
+				if leaf, idx, found = d.elems.find(id); found {
+					continue
+				}
+				pos = d.elems.start(leaf) + idx
 			}
-			d.elems.insertAt(pos, id, r)
+			d.elems.insert(leaf, idx, id, r)
 			cs.add(Inserted, pos, r)
 		}
 	} else {
@@ -244,8 +250,12 @@ func (d *Doc) apply(op *Op, cs *changes) {
 				d.doomed[o] = id
 				continue
 			}
-			if pos, found := d.elems.search(id); found {
-				_, r := d.elems.deleteAt(pos)
+			if d.elems.root == nil {
+				continue
+			}
+			if leaf, idx, found := d.elems.find(id); found {
+				pos := d.elems.start(leaf) + idx
+				_, r := d.elems.remove(leaf, idx)
 				cs.add(Deleted, pos, r)
 			}
 		}
@@ -254,28 +264,59 @@ func (d *Doc) apply(op *Op, cs *changes) {
 }
 
 // changes accumulates Changes, merging an insert or delete that continues the previous one.
+// All texts are collected in one buffer and become one string at the end.
 type changes struct {
-	list []Change
-	buf  []rune
+	list  []Change
+	ends  []int // ends[i]: where list[i]'s text ends in buf
+	buf   []byte
+	count int // code points in the last change
 }
 
 func (c *changes) add(kind ChangeKind, pos int, r rune) {
 	if n := len(c.list); n > 0 {
 		last := &c.list[n-1]
-		if last.Kind == kind && ((kind == Inserted && pos == last.Index+len(c.buf)) ||
+		if last.Kind == kind && ((kind == Inserted && pos == last.Index+c.count) ||
 			(kind == Deleted && pos == last.Index)) {
-			c.buf = append(c.buf, r)
+			c.buf = utf8.AppendRune(c.buf, r)
+			c.ends[n-1] = len(c.buf)
+			c.count++
 			return
 		}
-		last.Text = string(c.buf)
 	}
+	c.buf = utf8.AppendRune(c.buf, r)
 	c.list = append(c.list, Change{Kind: kind, Index: pos})
-	c.buf = append(c.buf[:0], r)
+	c.ends = append(c.ends, len(c.buf))
+	c.count = 1
 }
 
 func (c *changes) done() []Change {
-	if n := len(c.list); n > 0 {
-		c.list[n-1].Text = string(c.buf)
+	all := string(c.buf)
+	start := 0
+	for i, end := range c.ends {
+		c.list[i].Text = all[start:end]
+		start = end
 	}
 	return c.list
+}
+
+// before returns the identifier just before gap idx of leaf l, or "" at the beginning.
+func before(l *node, idx int) ID {
+	switch {
+	case idx > 0:
+		return l.ids[idx-1]
+	case l.prev != nil:
+		return l.prev.last()
+	}
+	return ""
+}
+
+// after returns the identifier just after gap idx of leaf l, or "" at the end.
+func after(l *node, idx int) ID {
+	switch {
+	case idx < len(l.ids):
+		return l.ids[idx]
+	case l.next != nil:
+		return l.next.ids[0]
+	}
+	return ""
 }

@@ -1,8 +1,10 @@
 package crdt
 
-// The document's elements live in a counted B+tree ordered by identifier: every internal node
+// The document's elements live in a counted B+tree ordered by identifier. Every internal node
 // keeps, per child, its element count (for position lookups) and its last identifier (for
-// identifier lookups), so both directions cost O(log n).
+// identifier lookups), so both directions cost O(log n). Leaves are linked in order, every
+// node knows its parent, and the tree remembers the leaf it touched last (the finger): editing
+// is local, so most identifier lookups end in that leaf after a few comparisons.
 
 const (
 	leafCap  = 64 // elements a leaf holds before it splits
@@ -10,18 +12,16 @@ const (
 )
 
 type node struct {
+	parent *node
 	// Internal nodes.
 	children []*node
 	counts   []int // counts[i]: elements under children[i]
 	lasts    []ID  // lasts[i]: the last identifier under children[i]
-	// Leaves.
-	ids   []ID
-	runes []rune
-	leaf  bool
-}
-
-func newLeaf() *node {
-	return &node{leaf: true, ids: make([]ID, 0, leafCap+1), runes: make([]rune, 0, leafCap+1)}
+	// Leaves: never empty while in the tree.
+	ids        []ID
+	runes      []rune
+	prev, next *node
+	leaf       bool
 }
 
 func (n *node) last() ID {
@@ -42,16 +42,27 @@ func (n *node) size() int {
 	return s
 }
 
+// childIndex returns the index of child c in n.
+func (n *node) childIndex(c *node) int {
+	for i, x := range n.children {
+		if x == c {
+			return i
+		}
+	}
+	panic("crdt: tree node not linked to its parent")
+}
+
 // tree is the counted B+tree. The zero value is an empty tree.
 type tree struct {
-	root *node
-	n    int
+	root   *node
+	n      int
+	finger *node
 }
 
 func (t *tree) len() int { return t.n }
 
-// at returns the element at position pos, 0 <= pos < len.
-func (t *tree) at(pos int) (ID, rune) {
+// elemAt returns the leaf and index holding position pos, 0 <= pos < len.
+func (t *tree) elemAt(pos int) (*node, int) {
 	n := t.root
 	for !n.leaf {
 		i := 0
@@ -61,15 +72,59 @@ func (t *tree) at(pos int) (ID, rune) {
 		}
 		n = n.children[i]
 	}
-	return n.ids[pos], n.runes[pos]
+	return n, pos
 }
 
-// search returns the position of id, or where it would be inserted, and whether it is present.
-func (t *tree) search(id ID) (int, bool) {
-	if t.root == nil {
-		return 0, false
+// gapAt returns the leaf and index where an element inserted at position pos goes, 0 <= pos <=
+// len; at a boundary between leaves it picks the end of the left one. The tree must not be empty.
+func (t *tree) gapAt(pos int) (*node, int) {
+	n := t.root
+	for !n.leaf {
+		i := 0
+		for i < len(n.counts)-1 && pos > n.counts[i] {
+			pos -= n.counts[i]
+			i++
+		}
+		n = n.children[i]
 	}
-	n, pos := t.root, 0
+	return n, pos
+}
+
+// at returns the element at position pos, 0 <= pos < len.
+func (t *tree) at(pos int) (ID, rune) {
+	l, i := t.elemAt(pos)
+	return l.ids[i], l.runes[i]
+}
+
+// start returns the position of the first element of leaf l.
+func (t *tree) start(l *node) int {
+	pos := 0
+	for c, p := l, l.parent; p != nil; c, p = p, p.parent {
+		for i, x := range p.children {
+			if x == c {
+				break
+			}
+			pos += p.counts[i]
+		}
+	}
+	return pos
+}
+
+// find returns the leaf and index where id is or would be inserted, and whether it is there.
+// The tree must not be empty.
+func (t *tree) find(id ID) (*node, int, bool) {
+	if f := t.finger; f != nil {
+		if first, last := f.ids[0], f.ids[len(f.ids)-1]; id >= first {
+			if id <= last {
+				i, found := searchLeaf(f, id)
+				return f, i, found
+			}
+			if f.next == nil || id < f.next.ids[0] {
+				return f, len(f.ids), false
+			}
+		}
+	}
+	n := t.root
 	for !n.leaf {
 		lo, hi := 0, len(n.lasts)
 		for lo < hi {
@@ -81,91 +136,160 @@ func (t *tree) search(id ID) (int, bool) {
 			}
 		}
 		if lo == len(n.lasts) {
-			return t.n, false
-		}
-		for i := 0; i < lo; i++ {
-			pos += n.counts[i]
+			lo-- // past every identifier: the end of the last child
 		}
 		n = n.children[lo]
 	}
-	lo, hi := 0, len(n.ids)
+	i, found := searchLeaf(n, id)
+	return n, i, found
+}
+
+func searchLeaf(l *node, id ID) (int, bool) {
+	lo, hi := 0, len(l.ids)
 	for lo < hi {
 		m := int(uint(lo+hi) >> 1)
-		if n.ids[m] < id {
+		if l.ids[m] < id {
 			lo = m + 1
 		} else {
 			hi = m
 		}
 	}
-	return pos + lo, lo < len(n.ids) && n.ids[lo] == id
+	return lo, lo < len(l.ids) && l.ids[lo] == id
 }
 
-// insertAt puts (id, r) at position pos, 0 <= pos <= len. The caller keeps the order.
-func (t *tree) insertAt(pos int, id ID, r rune) {
+// search returns the position of id, or where it would be inserted, and whether it is present.
+func (t *tree) search(id ID) (int, bool) {
 	if t.root == nil {
-		t.root = newLeaf()
+		return 0, false
 	}
-	if right := insertRec(t.root, pos, id, r); right != nil {
-		left := t.root
-		t.root = &node{
-			children: []*node{left, right},
-			counts:   []int{left.size(), right.size()},
-			lasts:    []ID{left.last(), right.last()},
-		}
-	}
-	t.n++
+	l, i, found := t.find(id)
+	return t.start(l) + i, found
 }
 
-// insertRec inserts below n and returns n's new right sibling if n split.
-func insertRec(n *node, pos int, id ID, r rune) *node {
-	if n.leaf {
-		n.ids = append(n.ids, "")
-		copy(n.ids[pos+1:], n.ids[pos:])
-		n.ids[pos] = id
-		n.runes = append(n.runes, 0)
-		copy(n.runes[pos+1:], n.runes[pos:])
-		n.runes[pos] = r
-		if len(n.ids) <= leafCap {
-			return nil
+// insert puts (id, r) at index i of leaf l (l == nil only when the tree is empty) and returns
+// where the element ended up, so a run of inserts can continue after it. The caller keeps the
+// order.
+func (t *tree) insert(l *node, i int, id ID, r rune) (*node, int) {
+	t.n++
+	if l == nil {
+		l = &node{leaf: true, ids: make([]ID, 0, leafCap+1), runes: make([]rune, 0, leafCap+1)}
+		t.root = l
+	}
+	l.ids = insertAt(l.ids, i, id)
+	l.runes = insertAt(l.runes, i, r)
+	at, atIdx := l, i
+	var split *node
+	if len(l.ids) > leafCap {
+		half := len(l.ids) / 2
+		split = &node{leaf: true, ids: make([]ID, 0, leafCap+1), runes: make([]rune, 0, leafCap+1)}
+		split.ids = append(split.ids, l.ids[half:]...)
+		split.runes = append(split.runes, l.runes[half:]...)
+		clear(l.ids[half:])
+		l.ids, l.runes = l.ids[:half], l.runes[:half]
+		split.prev, split.next = l, l.next
+		if l.next != nil {
+			l.next.prev = split
 		}
-		half := len(n.ids) / 2
-		right := newLeaf()
-		right.ids = append(right.ids, n.ids[half:]...)
-		right.runes = append(right.runes, n.runes[half:]...)
-		clear(n.ids[half:])
-		n.ids, n.runes = n.ids[:half], n.runes[:half]
-		return right
+		l.next = split
+		if i >= half {
+			at, atIdx = split, i-half
+		}
 	}
-	i := 0
-	for i < len(n.counts)-1 && pos > n.counts[i] {
-		pos -= n.counts[i]
-		i++
+	t.finger = at
+	t.fixUp(l, split, +1)
+	return at, atIdx
+}
+
+// fixUp walks from c to the root after c gained or lost delta elements, recording in each
+// parent c's count and last identifier and linking in c's new right sibling split (if any),
+// splitting full parents in turn.
+func (t *tree) fixUp(c, split *node, delta int) {
+	for {
+		p := c.parent
+		if p == nil {
+			if split != nil {
+				root := &node{
+					children: []*node{c, split},
+					counts:   []int{c.size(), split.size()},
+					lasts:    []ID{c.last(), split.last()},
+				}
+				c.parent, split.parent = root, root
+				t.root = root
+			}
+			return
+		}
+		i := p.childIndex(c)
+		p.lasts[i] = c.last()
+		if split == nil {
+			p.counts[i] += delta
+			c = p
+			continue
+		}
+		p.counts[i] = c.size()
+		split.parent = p
+		p.children = insertAt(p.children, i+1, split)
+		p.counts = insertAt(p.counts, i+1, split.size())
+		p.lasts = insertAt(p.lasts, i+1, split.last())
+		split = nil
+		if len(p.children) > innerCap {
+			half := len(p.children) / 2
+			split = &node{
+				children: append(make([]*node, 0, innerCap+1), p.children[half:]...),
+				counts:   append(make([]int, 0, innerCap+1), p.counts[half:]...),
+				lasts:    append(make([]ID, 0, innerCap+1), p.lasts[half:]...),
+			}
+			for _, x := range split.children {
+				x.parent = split
+			}
+			clear(p.children[half:])
+			clear(p.lasts[half:])
+			p.children, p.counts, p.lasts = p.children[:half], p.counts[:half], p.lasts[:half]
+		}
+		c = p
 	}
-	child := n.children[i]
-	split := insertRec(child, pos, id, r)
-	if split == nil {
-		n.counts[i]++
-		n.lasts[i] = child.last()
-		return nil
+}
+
+// remove deletes and returns the element at index i of leaf l. A node left empty is unlinked.
+func (t *tree) remove(l *node, i int) (ID, rune) {
+	id, r := l.ids[i], l.runes[i]
+	l.ids = removeAt(l.ids, i)
+	l.runes = removeAt(l.runes, i)
+	t.n--
+	t.finger = l
+	c := l
+	if len(l.ids) == 0 {
+		t.finger = nil
+		if l.prev != nil {
+			l.prev.next = l.next
+		}
+		if l.next != nil {
+			l.next.prev = l.prev
+		}
+		// Unlink empty nodes up the tree.
+		for c.parent != nil && c.size() == 0 {
+			p := c.parent
+			j := p.childIndex(c)
+			p.children = removeAt(p.children, j)
+			p.counts = removeAt(p.counts, j)
+			p.lasts = removeAt(p.lasts, j)
+			c = p
+		}
+		if c.parent == nil && c.size() == 0 {
+			t.root = nil
+			return id, r
+		}
+		// c lost a child; its ancestors lost one element.
+		if c.parent != nil {
+			t.fixUp(c, nil, -1)
+		}
+	} else {
+		t.fixUp(l, nil, -1)
 	}
-	n.counts[i] = child.size()
-	n.lasts[i] = child.last()
-	n.children = insertAt(n.children, i+1, split)
-	n.counts = insertAt(n.counts, i+1, split.size())
-	n.lasts = insertAt(n.lasts, i+1, split.last())
-	if len(n.children) <= innerCap {
-		return nil
+	for !t.root.leaf && len(t.root.children) == 1 {
+		t.root = t.root.children[0]
+		t.root.parent = nil
 	}
-	half := len(n.children) / 2
-	right := &node{
-		children: append([]*node(nil), n.children[half:]...),
-		counts:   append([]int(nil), n.counts[half:]...),
-		lasts:    append([]ID(nil), n.lasts[half:]...),
-	}
-	clear(n.children[half:])
-	clear(n.lasts[half:])
-	n.children, n.counts, n.lasts = n.children[:half], n.counts[:half], n.lasts[:half]
-	return right
+	return id, r
 }
 
 func insertAt[T any](s []T, i int, v T) []T {
@@ -183,123 +307,45 @@ func removeAt[T any](s []T, i int) []T {
 	return s[:len(s)-1]
 }
 
-// deleteAt removes and returns the element at position pos, 0 <= pos < len.
-func (t *tree) deleteAt(pos int) (ID, rune) {
-	id, r := deleteRec(t.root, pos)
-	t.n--
-	for !t.root.leaf && len(t.root.children) == 1 {
-		t.root = t.root.children[0]
+// first returns the leftmost leaf, or nil when the tree is empty.
+func (t *tree) first() *node {
+	n := t.root
+	for n != nil && !n.leaf {
+		n = n.children[0]
 	}
-	if t.n == 0 {
-		t.root = nil
-	}
-	return id, r
-}
-
-// deleteRec removes below n. A child left empty is unlinked; under-full nodes are merged with
-// a neighbour when the two fit in one, so the tree stays shallow after mass deletes.
-func deleteRec(n *node, pos int) (ID, rune) {
-	if n.leaf {
-		id, r := n.ids[pos], n.runes[pos]
-		n.ids = removeAt(n.ids, pos)
-		n.runes = removeAt(n.runes, pos)
-		return id, r
-	}
-	i := 0
-	for pos >= n.counts[i] {
-		pos -= n.counts[i]
-		i++
-	}
-	child := n.children[i]
-	id, r := deleteRec(child, pos)
-	n.counts[i]--
-	if n.counts[i] == 0 {
-		n.children = removeAt(n.children, i)
-		n.counts = removeAt(n.counts, i)
-		n.lasts = removeAt(n.lasts, i)
-		return id, r
-	}
-	n.lasts[i] = child.last()
-	n.mergeSmall(i)
-	return id, r
-}
-
-// mergeSmall folds child i into a neighbour when both together fill at most half a node.
-func (n *node) mergeSmall(i int) {
-	child := n.children[i]
-	capacity := innerCap
-	if child.leaf {
-		capacity = leafCap
-	}
-	width := func(c *node) int {
-		if c.leaf {
-			return len(c.ids)
-		}
-		return len(c.children)
-	}
-	if width(child) > capacity/4 {
-		return
-	}
-	j := i + 1
-	if j == len(n.children) {
-		j, i = i, i-1
-	}
-	if i < 0 || width(n.children[i])+width(n.children[j]) > capacity/2 {
-		return
-	}
-	l, r := n.children[i], n.children[j]
-	if l.leaf {
-		l.ids = append(l.ids, r.ids...)
-		l.runes = append(l.runes, r.runes...)
-	} else {
-		l.children = append(l.children, r.children...)
-		l.counts = append(l.counts, r.counts...)
-		l.lasts = append(l.lasts, r.lasts...)
-	}
-	n.counts[i] += n.counts[j]
-	n.lasts[i] = n.lasts[j]
-	n.children = removeAt(n.children, j)
-	n.counts = removeAt(n.counts, j)
-	n.lasts = removeAt(n.lasts, j)
+	return n
 }
 
 // each calls f for every element in order until f returns false.
 func (t *tree) each(f func(ID, rune) bool) {
-	if t.root != nil {
-		eachRec(t.root, f)
-	}
-}
-
-func eachRec(n *node, f func(ID, rune) bool) bool {
-	if n.leaf {
-		for i, id := range n.ids {
-			if !f(id, n.runes[i]) {
-				return false
+	for l := t.first(); l != nil; l = l.next {
+		for i, id := range l.ids {
+			if !f(id, l.runes[i]) {
+				return
 			}
 		}
-		return true
 	}
-	for _, c := range n.children {
-		if !eachRec(c, f) {
-			return false
-		}
-	}
-	return true
 }
 
 // build replaces the tree's content with ids and runes, which must be sorted, in O(n).
 func (t *tree) build(ids []ID, runes []rune) {
-	t.root, t.n = nil, len(ids)
+	t.root, t.n, t.finger = nil, len(ids), nil
 	if len(ids) == 0 {
 		return
 	}
 	const fill = leafCap * 3 / 4
 	var level []*node
+	var prev *node
 	for i := 0; i < len(ids); i += fill {
 		j := min(i+fill, len(ids))
 		l := &node{leaf: true, ids: make([]ID, j-i, leafCap+1), runes: make([]rune, j-i, leafCap+1)}
 		copy(l.ids, ids[i:j])
 		copy(l.runes, runes[i:j])
+		l.prev = prev
+		if prev != nil {
+			prev.next = l
+		}
+		prev = l
 		level = append(level, l)
 	}
 	const innerFill = innerCap * 3 / 4
@@ -307,8 +353,13 @@ func (t *tree) build(ids []ID, runes []rune) {
 		var up []*node
 		for i := 0; i < len(level); i += innerFill {
 			j := min(i+innerFill, len(level))
-			p := &node{}
+			p := &node{
+				children: make([]*node, 0, innerCap+1),
+				counts:   make([]int, 0, innerCap+1),
+				lasts:    make([]ID, 0, innerCap+1),
+			}
 			for _, c := range level[i:j] {
+				c.parent = p
 				p.children = append(p.children, c)
 				p.counts = append(p.counts, c.size())
 				p.lasts = append(p.lasts, c.last())
