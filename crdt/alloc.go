@@ -41,14 +41,15 @@ func alloc(p, q ID, site SiteID, counter uint32, boundary uint64, rng Rand) (ID,
 	// digits, then base(virt) at depth virt ("one past the last digit"), then zeros.
 	np := p.Depth()
 	qLen, virt := q.Depth(), -1
+	shared := 0 // leading levels where p and q hold the same triple
 	if q == "" {
 		virt = 0
 	} else {
-		i := sharedLevels(p, q)
-		if i < np && i < qLen && p.digit(i) == q.digit(i) {
-			// Same digit, different site or counter: every extension of p's level i sorts
-			// between p and q, so the right bound becomes the end of that subtree.
-			qLen, virt = i+1, i+1
+		shared = sharedLevels(p, q)
+		if shared < np && shared < qLen && p.digit(shared) == q.digit(shared) {
+			// Same digit, different site or counter: every extension of p's level shared
+			// sorts between p and q, so the right bound becomes the end of that subtree.
+			qLen, virt = shared+1, shared+1
 		}
 	}
 	pd := func(d int) uint64 {
@@ -67,8 +68,9 @@ func alloc(p, q ID, site SiteID, counter uint32, boundary uint64, rng Rand) (ID,
 		return 0
 	}
 
+	// The digits agree above level shared, so the room there is 0.
 	var diff int64
-	for d := 0; d < MaxDepth; d++ {
+	for d := shared; d < MaxDepth; d++ {
 		b := base(d)
 		if diff < maxInterval {
 			diff = diff*int64(b) + int64(qd(d)) - int64(pd(d))
@@ -99,16 +101,20 @@ func alloc(p, q ID, site SiteID, counter uint32, boundary uint64, rng Rand) (ID,
 				continue
 			}
 		}
+		// nd is the new identifier's digits; its first keep levels are p's, triples and all.
 		var nd [MaxDepth]uint64
+		keep := shared
 		if plus {
 			for j := 0; j <= d; j++ {
 				nd[j] = pd(j)
 			}
 			nd[d] += delta
-			for j := d; j > 0 && nd[j] >= base(j); j-- {
+			j := d
+			for ; j > 0 && nd[j] >= base(j); j-- {
 				nd[j] -= base(j)
 				nd[j-1]++
 			}
+			keep = max(keep, min(j, np))
 		} else {
 			for j := 0; j <= d; j++ {
 				nd[j] = qd(j)
@@ -122,23 +128,26 @@ func alloc(p, q ID, site SiteID, counter uint32, boundary uint64, rng Rand) (ID,
 				delta = 1
 			}
 		}
-		return buildID(nd[:d+1], p, q, site, counter), nil
+		return buildID(nd[:d+1], keep, shared, p, q, site, counter), nil
 	}
 	return "", invalidf(CodeExhausted, "no identifier left between %v and %v", p, q)
 }
 
 // buildID gives each level of the digits nd a triple: the left neighbour's while nd follows p's
 // path, else the right neighbour's while it follows q's, else (site, counter). Copying the
-// neighbours' triples where the digits agree is what keeps p < id < q.
-func buildID(nd []uint64, p, q ID, site SiteID, counter uint32) ID {
+// neighbours' triples where the digits agree is what keeps p < id < q. The first keep levels
+// are known to follow p, and p and q share their first shared levels.
+func buildID(nd []uint64, keep, shared int, p, q ID, site SiteID, counter uint32) ID {
 	np, nq := p.Depth(), q.Depth()
 	var sb strings.Builder
 	sb.Grow(len(nd) * tripleSize)
+	sb.WriteString(string(p[:keep*tripleSize]))
 	var own [tripleSize]byte
 	binary.BigEndian.PutUint32(own[4:], uint32(site))
 	binary.BigEndian.PutUint32(own[8:], counter)
-	onP, onQ := true, q != ""
-	for j, dg := range nd {
+	onP, onQ := true, q != "" && keep <= shared
+	for j := keep; j < len(nd); j++ {
+		dg := nd[j]
 		level := func(id ID) string { return string(id[j*tripleSize : (j+1)*tripleSize]) }
 		switch {
 		case onP && j < np && uint64(p.digit(j)) == dg:

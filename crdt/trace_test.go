@@ -1,0 +1,197 @@
+package crdt_test
+
+import (
+	"math/rand/v2"
+	"runtime"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/palimpsest-editor/palimpsest/crdt"
+	"github.com/palimpsest-editor/palimpsest/internal/baseline"
+	"github.com/palimpsest-editor/palimpsest/internal/traces"
+)
+
+// recorder edits a Doc through the traces.Editor interface and keeps the ops it made.
+type recorder struct {
+	doc *crdt.Doc
+	ops []crdt.Op
+}
+
+func (r *recorder) Insert(pos int, text string) error {
+	op, err := r.doc.Insert(pos, text)
+	if err == nil && !op.IsZero() {
+		r.ops = append(r.ops, op)
+	}
+	return err
+}
+
+func (r *recorder) Delete(pos, n int) error {
+	op, err := r.doc.Delete(pos, n)
+	if err == nil && !op.IsZero() {
+		r.ops = append(r.ops, op)
+	}
+	return err
+}
+
+func openTrace(t testing.TB, name string) *traces.Trace {
+	t.Helper()
+	tr, err := traces.Open(name)
+	if err != nil {
+		t.Fatalf("open trace %s: %v", name, err)
+	}
+	return tr
+}
+
+func replayLocal(t testing.TB, tr *traces.Trace) *recorder {
+	t.Helper()
+	r := &recorder{doc: crdt.New(1, rand.NewPCG(1, 2)), ops: make([]crdt.Op, 0, 2*len(tr.Patches))}
+	if err := tr.Replay(r); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func applyAll(t testing.TB, ops []crdt.Op) *crdt.Doc {
+	t.Helper()
+	d := crdt.New(2, rand.NewPCG(3, 4))
+	for i := range ops {
+		if _, err := d.Apply(ops[i]); err != nil {
+			t.Fatalf("op %d: %v", i, err)
+		}
+	}
+	return d
+}
+
+// TestTracesReplay replays every trace locally, remotely (through the wire encoding) and
+// through a snapshot; each must give exactly the trace's endContent.
+func TestTracesReplay(t *testing.T) {
+	for _, name := range traces.All() {
+		t.Run(name, func(t *testing.T) {
+			tr := openTrace(t, name)
+			local := replayLocal(t, tr)
+			if local.doc.Text() != tr.EndContent {
+				t.Fatal("local replay differs from endContent")
+			}
+			remote := crdt.New(2, rand.NewPCG(3, 4))
+			var wire []byte
+			for i := range local.ops {
+				wire = crdt.AppendOp(wire[:0], &local.ops[i])
+				op, err := crdt.DecodeOp(wire)
+				if err != nil {
+					t.Fatalf("op %d: %v", i, err)
+				}
+				if _, err := remote.Apply(op); err != nil {
+					t.Fatalf("op %d: %v", i, err)
+				}
+			}
+			if remote.Text() != tr.EndContent || !slices.Equal(idsOf(remote), idsOf(local.doc)) {
+				t.Fatal("remote replay differs from the local one")
+			}
+			loaded, err := crdt.LoadSnapshot(local.doc.AppendSnapshot(nil), 3, rand.NewPCG(5, 6))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if loaded.Text() != tr.EndContent || !slices.Equal(idsOf(loaded), idsOf(local.doc)) {
+				t.Fatal("snapshot differs from the replayed state")
+			}
+		})
+	}
+}
+
+// BenchmarkTraces measures, per trace and in the same run, the plain-text baseline (a gap
+// buffer), local replay, remote replay and snapshot encode/decode, and reports the ratios the
+// issue sets goals for: local ≤ 8× and remote ≤ 12× the baseline, snapshot ≤ 2.5 bytes/char
+// (automerge-paper) and decode faster than remote replay.
+func BenchmarkTraces(b *testing.B) {
+	for _, name := range traces.All() {
+		tr := openTrace(b, name)
+		ops := replayLocal(b, tr).ops
+		b.Run(name, func(b *testing.B) {
+			var base, local, remote, enc, dec time.Duration
+			var snap []byte
+			for b.Loop() {
+				t0 := time.Now()
+				if err := tr.Replay(new(baseline.Buffer)); err != nil {
+					b.Fatal(err)
+				}
+				t1 := time.Now()
+				doc := replayLocal(b, tr).doc
+				t2 := time.Now()
+				applyAll(b, ops)
+				t3 := time.Now()
+				snap = doc.AppendSnapshot(snap[:0])
+				t4 := time.Now()
+				if _, err := crdt.LoadSnapshot(snap, 9, rand.NewPCG(1, 1)); err != nil {
+					b.Fatal(err)
+				}
+				t5 := time.Now()
+				base, local, remote, enc, dec = base+t1.Sub(t0), local+t2.Sub(t1), remote+t3.Sub(t2), enc+t4.Sub(t3), dec+t5.Sub(t4)
+			}
+			n := float64(b.N)
+			ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 / n }
+			b.ReportMetric(ms(base), "baseline-ms")
+			b.ReportMetric(ms(local), "local-ms")
+			b.ReportMetric(ms(remote), "remote-ms")
+			b.ReportMetric(float64(local)/float64(base), "local/baseline")
+			b.ReportMetric(float64(remote)/float64(base), "remote/baseline")
+			b.ReportMetric(ms(enc), "snap-enc-ms")
+			b.ReportMetric(ms(dec), "snap-dec-ms")
+			b.ReportMetric(float64(dec)/float64(remote), "decode/remote")
+			b.ReportMetric(float64(len(snap))/float64(len([]rune(tr.EndContent))), "snap-B/char")
+		})
+	}
+}
+
+// BenchmarkApply is the remote hot path alone: one op at a time into a growing replica.
+func BenchmarkApply(b *testing.B) {
+	ops := replayLocal(b, openTrace(b, "automerge-paper")).ops
+	b.ReportAllocs()
+	var d *crdt.Doc
+	i := len(ops)
+	for b.Loop() {
+		if i == len(ops) {
+			b.StopTimer()
+			d, i = crdt.New(2, rand.NewPCG(3, 4)), 0
+			runtime.GC()
+			b.StartTimer()
+		}
+		if _, err := d.Apply(ops[i]); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}
+
+// BenchmarkInsert is the local hot path alone: typing one character at a time.
+func BenchmarkInsert(b *testing.B) {
+	b.ReportAllocs()
+	d := crdt.New(1, rand.NewPCG(1, 2))
+	rng := rand.New(rand.NewPCG(5, 5))
+	pos := 0
+	for b.Loop() {
+		if rng.IntN(50) == 0 {
+			pos = rng.IntN(d.Len() + 1) // the cursor jumps now and then
+		}
+		if _, err := d.Insert(pos, "x"); err != nil {
+			b.Fatal(err)
+		}
+		pos++
+	}
+}
+
+func BenchmarkEncodeDecodeOp(b *testing.B) {
+	ops := replayLocal(b, openTrace(b, "automerge-paper")).ops
+	b.ReportAllocs()
+	var buf []byte
+	i, total := 0, 0
+	for b.Loop() {
+		buf = crdt.AppendOp(buf[:0], &ops[i%len(ops)])
+		total += len(buf)
+		if _, err := crdt.DecodeOp(buf); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+	b.ReportMetric(float64(total)/float64(i), "bytes/op")
+}
