@@ -1,0 +1,181 @@
+package main
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"runtime"
+	"time"
+
+	"github.com/palimpsest-editor/palimpsest/crdt"
+	"github.com/palimpsest-editor/palimpsest/internal/baseline"
+	"github.com/palimpsest-editor/palimpsest/internal/traces"
+)
+
+// measurement is what bench crdt reports for one trace. Times are the best of several runs.
+type measurement struct {
+	trace         string
+	ops           int // CRDT ops the local replay produced
+	chars         int // code points at the end
+	baseline      time.Duration
+	local         time.Duration
+	remote        time.Duration
+	encode        time.Duration
+	decode        time.Duration
+	snapshotBytes int
+	opBytes       int // all ops, each encoded with AppendOp
+	allocsPerOp   float64
+	heapBytes     uint64 // live heap of one replica after the local replay
+	stats         crdt.Stats
+}
+
+const (
+	localSite  crdt.SiteID = 1
+	remoteSite crdt.SiteID = 2
+)
+
+// measure replays tr count times in each way and checks, once, that every way ends in the same
+// state: the baseline and the CRDT hold tr.EndContent, and the remote replica and the decoded
+// snapshot equal the local replica in text, identifiers and clock.
+func measure(tr *traces.Trace, count int) (measurement, error) {
+	m := measurement{trace: tr.Name}
+	doc, ops, err := replayLocal(tr, true)
+	if err != nil {
+		return m, err
+	}
+	if doc.Text() != tr.EndContent {
+		return m, fmt.Errorf("%s: CRDT replay differs from endContent", tr.Name)
+	}
+	m.ops, m.chars, m.stats = len(ops), doc.Len(), doc.Stats()
+
+	if err := checkBaseline(tr); err != nil {
+		return m, err
+	}
+	m.baseline = best(count, func() { _ = tr.Replay(new(baseline.Buffer)) })
+	m.local = best(count, func() { _, _, _ = replayLocal(tr, true) })
+
+	remote, err := replayRemote(ops)
+	if err != nil {
+		return m, fmt.Errorf("%s: remote replay: %w", tr.Name, err)
+	}
+	if err := sameState(doc, remote); err != nil {
+		return m, fmt.Errorf("%s: remote replica against local: %w", tr.Name, err)
+	}
+	m.remote = best(count, func() { _, _ = replayRemote(ops) })
+
+	snap := doc.AppendSnapshot(nil)
+	m.snapshotBytes = len(snap)
+	loaded, err := crdt.LoadSnapshot(snap, remoteSite, rand.NewPCG(2, 2))
+	if err != nil {
+		return m, fmt.Errorf("%s: decoding the snapshot: %w", tr.Name, err)
+	}
+	if err := sameState(doc, loaded); err != nil {
+		return m, fmt.Errorf("%s: decoded snapshot against local: %w", tr.Name, err)
+	}
+	m.encode = best(count, func() { doc.AppendSnapshot(snap[:0]) })
+	m.decode = best(count, func() { _, _ = crdt.LoadSnapshot(snap, remoteSite, rand.NewPCG(2, 2)) })
+
+	var buf []byte
+	for i := range ops {
+		buf = crdt.AppendOp(buf[:0], &ops[i])
+		m.opBytes += len(buf)
+	}
+	m.allocsPerOp = float64(mallocs(func() { _, _, _ = replayLocal(tr, true) })) / float64(len(ops))
+	m.heapBytes = liveHeap(func() any { d, _, _ := replayLocal(tr, false); return d })
+	return m, nil
+}
+
+func checkBaseline(tr *traces.Trace) error {
+	var b baseline.Buffer
+	if err := tr.Replay(&b); err != nil {
+		return err
+	}
+	if b.String() != tr.EndContent {
+		return fmt.Errorf("%s: baseline replay differs from endContent", tr.Name)
+	}
+	return nil
+}
+
+// recorder is a traces.Editor that edits a crdt.Doc and, if keep is set, collects its ops.
+type recorder struct {
+	doc  *crdt.Doc
+	keep bool
+	ops  []crdt.Op
+}
+
+func (r *recorder) Insert(pos int, text string) error {
+	op, err := r.doc.Insert(pos, text)
+	r.record(op)
+	return err
+}
+
+func (r *recorder) Delete(pos, n int) error {
+	op, err := r.doc.Delete(pos, n)
+	r.record(op)
+	return err
+}
+
+func (r *recorder) record(op crdt.Op) {
+	if r.keep && !op.IsZero() {
+		r.ops = append(r.ops, op)
+	}
+}
+
+// replayLocal replays tr into a new replica by local edits, as one user typing it would.
+func replayLocal(tr *traces.Trace, keepOps bool) (*crdt.Doc, []crdt.Op, error) {
+	r := &recorder{doc: crdt.New(localSite, rand.NewPCG(1, 1)), keep: keepOps}
+	if keepOps {
+		r.ops = make([]crdt.Op, 0, len(tr.Patches))
+	}
+	err := tr.Replay(r)
+	return r.doc, r.ops, err
+}
+
+// replayRemote applies ops, in order, to a new replica, as a second user receiving them would.
+func replayRemote(ops []crdt.Op) (*crdt.Doc, error) {
+	d := crdt.New(remoteSite, rand.NewPCG(2, 2))
+	for i := range ops {
+		if _, err := d.Apply(ops[i]); err != nil {
+			return nil, fmt.Errorf("op %d: %w", i, err)
+		}
+	}
+	return d, nil
+}
+
+// best runs f count times (at least once), each after a garbage collection so that one run's
+// garbage is not charged to the next, and returns the shortest time.
+func best(count int, f func()) time.Duration {
+	shortest := time.Duration(1<<63 - 1)
+	for range max(count, 1) {
+		runtime.GC()
+		start := time.Now()
+		f()
+		shortest = min(shortest, time.Since(start))
+	}
+	return shortest
+}
+
+// mallocs returns how many heap allocations f makes.
+func mallocs(f func()) uint64 {
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	f()
+	runtime.ReadMemStats(&after)
+	return after.Mallocs - before.Mallocs
+}
+
+// liveHeap returns how much the heap still holds, after a collection, of what f built and
+// returned.
+func liveHeap(f func() any) uint64 {
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	v := f()
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	runtime.KeepAlive(v)
+	if after.HeapAlloc < before.HeapAlloc {
+		return 0
+	}
+	return after.HeapAlloc - before.HeapAlloc
+}
