@@ -74,7 +74,7 @@ func runDemo(w io.Writer, cfg demoConfig) error {
 		case cut:
 			k := cfg.replicas / 2
 			net.partition(k)
-			fmt.Fprintf(w, "round %d: partition: replicas 1-%d | %d-%d\n", round, k, k+1, cfg.replicas)
+			fmt.Fprintf(w, "round %d: partition: %s | %s\n", round, replicaSpan(1, k), replicaSpan(k+1, cfg.replicas))
 		case heal:
 			net.heal()
 			fmt.Fprintf(w, "round %d: partition heals, %d messages in flight\n", round, net.inFlight())
@@ -143,6 +143,13 @@ func converged(docs []*crdt.Doc) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+func replicaSpan(first, last int) string {
+	if first == last {
+		return fmt.Sprintf("replica %d", first)
+	}
+	return fmt.Sprintf("replicas %d-%d", first, last)
 }
 
 func distinctTexts(docs []*crdt.Doc) int {
