@@ -56,7 +56,8 @@ func (n *node) childIndex(c *node) int {
 type tree struct {
 	root   *node
 	n      int
-	finger *node
+	finger *node // the leaf last touched
+	hint   int   // the index last touched in finger
 }
 
 func (t *tree) len() int { return t.n }
@@ -114,6 +115,15 @@ func (t *tree) start(l *node) int {
 // The tree must not be empty.
 func (t *tree) find(id ID) (*node, int, bool) {
 	if f := t.finger; f != nil {
+		// Typing: the identifier goes right after the one touched last.
+		if h, n := t.hint, len(f.ids); h < n && f.ids[h] < id {
+			if h+1 < n && id <= f.ids[h+1] {
+				return f, h + 1, id == f.ids[h+1]
+			}
+			if h+1 == n && (f.next == nil || id < f.next.ids[0]) {
+				return f, n, false
+			}
+		}
 		if first, last := f.ids[0], f.ids[len(f.ids)-1]; id >= first {
 			if id <= last {
 				i, found := searchLeaf(f, id)
@@ -195,7 +205,7 @@ func (t *tree) insert(l *node, i int, id ID, r rune) (*node, int) {
 			at, atIdx = split, i-half
 		}
 	}
-	t.finger = at
+	t.finger, t.hint = at, atIdx
 	t.fixUp(l, split, +1)
 	return at, atIdx
 }
@@ -255,7 +265,7 @@ func (t *tree) remove(l *node, i int) (ID, rune) {
 	l.ids = removeAt(l.ids, i)
 	l.runes = removeAt(l.runes, i)
 	t.n--
-	t.finger = l
+	t.finger, t.hint = l, max(i-1, 0)
 	c := l
 	if len(l.ids) == 0 {
 		t.finger = nil
