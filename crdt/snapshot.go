@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"io"
 	"slices"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -177,27 +178,39 @@ func (d *Doc) decodeState(body []byte) error {
 		runes = append(runes, r)
 	}
 
-	raw := make([]byte, 0, n*2*tripleSize)
+	// A first pass over the shapes sizes the identifiers' one backing string exactly.
+	levels := 0
+	probe := reader{buf: shape.buf}
+	for i := 0; i < n && probe.err == nil; i++ {
+		sh := probe.uvarint()
+		levels += int(sh>>7) + int(sh&127)
+		if levels > MaxSnapshotBytes/tripleSize {
+			probe.fail(CodeTooLarge, "snapshot identifiers over %d bytes", MaxSnapshotBytes)
+		}
+	}
+	if probe.err != nil {
+		return probe.err
+	}
+	var all strings.Builder
+	all.Grow(levels * tripleSize)
 	ends := make([]int, n)
-	prevStart, prevEnd := 0, 0
+	var cur []byte // the identifier being decoded; the previous one until it is cut
 	var lastSite SiteID
 	var lastCounter uint32
 	for i := 0; i < n; i++ {
 		sh := shape.uvarint()
 		shared, fresh := sh>>7, sh&127
-		prevDepth := uint64(prevEnd-prevStart) / tripleSize
+		prevDepth := uint64(len(cur)) / tripleSize
 		if shared > prevDepth || fresh == 0 || shared+fresh > MaxDepth {
 			shape.fail(CodeBadID, "element %d: %d shared + %d new levels", i, shared, fresh)
 		}
 		if shape.err != nil || digits.err != nil || sites.err != nil || counters.err != nil {
 			break
 		}
-		start := len(raw)
-		raw = append(raw, raw[prevStart:prevStart+int(shared)*tripleSize]...)
 		for l := shared; l < shared+fresh; l++ {
 			var dg int64
 			if l == shared && l < prevDepth {
-				dg = int64(be32(ID(raw[prevStart+int(l)*tripleSize:]))) + digits.varint()
+				dg = int64(be32(ID(cur[l*tripleSize:]))) + digits.varint()
 			} else {
 				dg = int64(digits.uvarint())
 			}
@@ -208,10 +221,13 @@ func (d *Doc) decodeState(body []byte) error {
 				break
 			}
 			lastCounter = uint32(c)
-			raw = appendTriple(raw, Triple{Digit: uint32(dg), Site: lastSite, Counter: lastCounter})
+			if l == shared {
+				cur = cur[:shared*tripleSize]
+			}
+			cur = appendTriple(cur, Triple{Digit: uint32(dg), Site: lastSite, Counter: lastCounter})
 		}
-		prevStart, prevEnd = start, len(raw)
-		ends[i] = len(raw)
+		all.Write(cur)
+		ends[i] = all.Len()
 	}
 	for _, c := range []*reader{shape, digits, sites, counters} {
 		if c.err != nil {
@@ -221,11 +237,14 @@ func (d *Doc) decodeState(body []byte) error {
 			return invalidf(CodeTruncated, "%d bytes after an element column", len(c.buf))
 		}
 	}
-	all := string(raw)
+	if all.Len() != levels*tripleSize {
+		return invalidf(CodeBadID, "identifier columns disagree with the shapes")
+	}
+	joined := all.String()
 	ids := make([]ID, n)
 	start := 0
 	for i, end := range ends {
-		id := ID(all[start:end])
+		id := ID(joined[start:end])
 		start = end
 		if err := id.Validate(); err != nil {
 			return err
