@@ -264,12 +264,27 @@ func (d *Doc) apply(op *Op, cs *changes) {
 }
 
 // changes accumulates Changes, merging an insert or delete that continues the previous one.
-// All texts are collected in one buffer and become one string at the end.
+// A one-code-point change costs no allocation for its text; longer ones are built in buf.
 type changes struct {
 	list  []Change
-	ends  []int // ends[i]: where list[i]'s text ends in buf
-	buf   []byte
-	count int // code points in the last change
+	buf   []byte // the last change's text, once it has more than one code point
+	multi bool   // whether buf holds the last change's text
+	count int    // code points in the last change
+}
+
+// asciiStrings holds the one-byte strings, so a typed character needs no allocation.
+var asciiStrings = func() (t [utf8.RuneSelf]string) {
+	for i := range t {
+		t[i] = string(rune(i))
+	}
+	return t
+}()
+
+func runeString(r rune) string {
+	if r < utf8.RuneSelf {
+		return asciiStrings[r]
+	}
+	return string(r)
 }
 
 func (c *changes) add(kind ChangeKind, pos int, r rune) {
@@ -277,24 +292,31 @@ func (c *changes) add(kind ChangeKind, pos int, r rune) {
 		last := &c.list[n-1]
 		if last.Kind == kind && ((kind == Inserted && pos == last.Index+c.count) ||
 			(kind == Deleted && pos == last.Index)) {
+			if !c.multi {
+				c.buf = append(c.buf[:0], last.Text...)
+				c.multi = true
+			}
 			c.buf = utf8.AppendRune(c.buf, r)
-			c.ends[n-1] = len(c.buf)
 			c.count++
 			return
 		}
+		c.finish()
 	}
-	c.buf = utf8.AppendRune(c.buf, r)
-	c.list = append(c.list, Change{Kind: kind, Index: pos})
-	c.ends = append(c.ends, len(c.buf))
+	c.list = append(c.list, Change{Kind: kind, Index: pos, Text: runeString(r)})
 	c.count = 1
 }
 
+// finish gives the last change its full text.
+func (c *changes) finish() {
+	if c.multi {
+		c.list[len(c.list)-1].Text = string(c.buf)
+		c.multi = false
+	}
+}
+
 func (c *changes) done() []Change {
-	all := string(c.buf)
-	start := 0
-	for i, end := range c.ends {
-		c.list[i].Text = all[start:end]
-		start = end
+	if len(c.list) > 0 {
+		c.finish()
 	}
 	return c.list
 }
