@@ -100,6 +100,10 @@ type docState struct {
 	kvRev       uint64
 	unpersisted int
 	lastUse     time.Time
+	// blocked holds, per site, the lowest counter of an op that failed to
+	// append. Until that op is appended again (or found in the log), later
+	// ops of the site are refused, so a site's ops never land out of order.
+	blocked map[uint32]uint32
 }
 
 // Append appends ops to document doc as one atomic batch, after the event
@@ -253,13 +257,11 @@ func (l *Log) takeBatch(st *docState) []*request {
 
 // commit appends one batch and resolves its requests' futures. st.mu is held.
 func (l *Log) commit(st *docState, batch []*request) {
-	var all []int // request index of each op
 	var data [][]byte
 	var ids []string
 	var ops []Op
-	for i, r := range batch {
+	for _, r := range batch {
 		for j := range r.ops {
-			all = append(all, i)
 			ops = append(ops, r.ops[j])
 			data = append(data, r.data[j])
 			ids = append(ids, r.ids[j])
@@ -273,6 +275,16 @@ func (l *Log) commit(st *docState, batch []*request) {
 	}
 	res := make([]Appended, len(ops))
 	err := l.commitOps(ctx, st, batch[0].expect, ops, data, ids, res)
+	if err != nil && !errors.Is(err, ErrOutOfOrder) {
+		for _, op := range ops {
+			if c, ok := st.blocked[op.Site]; !ok || op.Counter < c {
+				if st.blocked == nil {
+					st.blocked = map[uint32]uint32{}
+				}
+				st.blocked[op.Site] = op.Counter
+			}
+		}
+	}
 	k := 0
 	for _, r := range batch {
 		if err != nil {
@@ -314,7 +326,11 @@ func (l *Log) commitOps(ctx context.Context, st *docState, expect uint64, ops []
 			fresh = append(fresh, i)
 		}
 		if len(fresh) == 0 {
+			l.unblock(st, ops)
 			return nil
+		}
+		if err := checkOrder(doc, st.blocked, ops); err != nil {
+			return err
 		}
 		if expect != Any && expect != st.m.Seq {
 			if !verified {
@@ -335,6 +351,7 @@ func (l *Log) commitOps(ctx context.Context, st *docState, expect uint64, ops []
 				st.m.fold(first+uint64(k), ops[i].Site, ops[i].Counter)
 			}
 			st.unpersisted += len(fresh)
+			l.unblock(st, ops)
 			return nil
 		}
 		var apiErr *jetstream.APIError
@@ -376,6 +393,36 @@ func (l *Log) commitOps(ctx context.Context, st *docState, expect uint64, ops []
 			continue
 		default:
 			return classify(err, "append to document %q", doc)
+		}
+	}
+}
+
+// checkOrder refuses a batch with an op of a blocked site unless the batch
+// also carries that site's blocking op (or an earlier one).
+func checkOrder(doc string, blocked map[uint32]uint32, ops []Op) error {
+	if len(blocked) == 0 {
+		return nil
+	}
+	lowest := map[uint32]uint32{}
+	for _, op := range ops {
+		if c, ok := lowest[op.Site]; !ok || op.Counter < c {
+			lowest[op.Site] = op.Counter
+		}
+	}
+	for site, low := range lowest {
+		if c, ok := blocked[site]; ok && low > c {
+			return schemas.Errorf(schemas.CodeOutOfOrder, nil, "document %q site %d: the op with counter %d failed to append; resend from it before counter %d", doc, site, c, low)
+		}
+	}
+	return nil
+}
+
+// unblock lifts the block of every site whose blocking op is among ops,
+// now appended or found in the log. st.mu is held.
+func (l *Log) unblock(st *docState, ops []Op) {
+	for _, op := range ops {
+		if c, ok := st.blocked[op.Site]; ok && op.Counter <= c {
+			delete(st.blocked, op.Site)
 		}
 	}
 }

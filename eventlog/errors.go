@@ -18,6 +18,7 @@ var (
 	ErrDuplicate       = schemas.ErrDuplicate
 	ErrTooLarge        = schemas.ErrTooLarge
 	ErrUnknownDocument = schemas.ErrUnknownDocument
+	ErrOutOfOrder      = schemas.ErrOutOfOrder
 	ErrUnavailable     = schemas.ErrUnavailable
 	ErrBadEvent        = schemas.ErrBadEvent
 	ErrBadDocumentID   = schemas.ErrBadDocumentID

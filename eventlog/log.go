@@ -197,6 +197,17 @@ func (l *Log) ensureMarks(ctx context.Context) error {
 	return nil
 }
 
+// StreamInfo returns the stream's current state and cluster placement.
+func (l *Log) StreamInfo(ctx context.Context) (*jetstream.StreamInfo, error) {
+	rctx, cancel := l.reqCtx(ctx)
+	defer cancel()
+	info, err := l.stream.Info(rctx)
+	if err != nil {
+		return nil, classify(err, "stream %s info", l.cfg.Stream)
+	}
+	return info, nil
+}
+
 // Config returns the configuration in use, defaults filled in.
 func (l *Log) Config() Config { return l.cfg }
 

@@ -38,14 +38,6 @@ func (m *marks) fold(seq uint64, site, counter uint32) {
 	}
 }
 
-func (m *marks) clone() *marks {
-	c := &marks{Seq: m.Seq, Sites: make(map[uint32]siteMark, len(m.Sites))}
-	for k, v := range m.Sites {
-		c.Sites[k] = v
-	}
-	return c
-}
-
 const marksVersion = 1
 
 // encode returns the stored form: version byte, uvarint Seq, uvarint count,

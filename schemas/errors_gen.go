@@ -18,6 +18,8 @@ const (
 	CodeDuplicate Code = 2002
 	// CodeUnknownDocument: the document has no events.
 	CodeUnknownDocument Code = 2003
+	// CodeOutOfOrder: an earlier op of the same site failed to append; resend from that op on, in order.
+	CodeOutOfOrder Code = 2004
 	// CodeUnavailable: the event log cannot be reached or has no leader; the outcome of a write is unknown and it may be retried.
 	CodeUnavailable Code = 3001
 )
@@ -31,6 +33,7 @@ var (
 	ErrWrongSequence      = &Error{Code: CodeWrongSequence}
 	ErrDuplicate          = &Error{Code: CodeDuplicate}
 	ErrUnknownDocument    = &Error{Code: CodeUnknownDocument}
+	ErrOutOfOrder         = &Error{Code: CodeOutOfOrder}
 	ErrUnavailable        = &Error{Code: CodeUnavailable}
 )
 
@@ -45,6 +48,7 @@ var codeInfo = map[Code]struct {
 	CodeWrongSequence:      {"wrong_sequence", "the document's last sequence is not the expected one", 409},
 	CodeDuplicate:          {"duplicate", "the op is already in the log", 409},
 	CodeUnknownDocument:    {"unknown_document", "the document has no events", 404},
+	CodeOutOfOrder:         {"out_of_order", "an earlier op of the same site failed to append; resend from that op on, in order", 409},
 	CodeUnavailable:        {"unavailable", "the event log cannot be reached or has no leader; the outcome of a write is unknown and it may be retried", 503},
 }
 
@@ -58,6 +62,7 @@ func Codes() []Code {
 		CodeWrongSequence,
 		CodeDuplicate,
 		CodeUnknownDocument,
+		CodeOutOfOrder,
 		CodeUnavailable,
 	}
 }
