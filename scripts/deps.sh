@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# deps.sh installs the servers that the test harness (internal/harness) starts:
+# the PostgreSQL server, Redis and MinIO. It is idempotent: what is already there is
+# left alone, so a second run takes seconds. It prints one line for each thing it checked.
+#
+#   PostgreSQL  Debian package postgresql (initdb under /usr/lib/postgresql/*/bin), and a
+#               'postgres' system user, because initdb and postgres refuse to run as root.
+#   Redis       Debian package redis-server.
+#   MinIO       built once with 'go install' (pinned below, ~4 minutes cold) into
+#               PALIMPSEST_BIN_DIR, default ${XDG_CACHE_HOME:-$HOME/.cache}/palimpsest/bin,
+#               outside the work tree so fresh clones on the same machine share it.
+#               The harness looks there first, then on PATH.
+#
+# apt-get update runs only when a package is missing. Needs root (or sudo) for apt-get
+# and useradd; without them it says what to install and fails.
+set -euo pipefail
+
+MINIO_MODULE=github.com/minio/minio
+MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c
+BIN_DIR=${PALIMPSEST_BIN_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/palimpsest/bin}
+
+start=$SECONDS
+say() { printf 'deps: %s\n' "$*"; }
+
+as_root() {
+	if [ "$(id -u)" -eq 0 ]; then
+		"$@"
+	elif command -v sudo >/dev/null 2>&1; then
+		sudo "$@"
+	else
+		say "need root to run: $*" >&2
+		exit 1
+	fi
+}
+
+# pg_bin_dir prints the bin directory of the highest PostgreSQL major version installed
+# the Debian way, or nothing.
+pg_bin_dir() {
+	local d
+	for d in /usr/lib/postgresql/*/bin; do
+		[ -x "$d/initdb" ] && [ -x "$d/postgres" ] && printf '%s\n' "$d"
+	done | sort -t/ -k5,5n | tail -n1
+}
+
+missing=()
+if [ -n "$(pg_bin_dir)" ]; then
+	say "postgresql: ok ($(pg_bin_dir))"
+else
+	missing+=(postgresql)
+fi
+if command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ]; then
+	say "redis-server: ok ($(command -v redis-server || echo /usr/bin/redis-server))"
+else
+	missing+=(redis-server)
+fi
+
+if [ ${#missing[@]} -gt 0 ]; then
+	if ! command -v apt-get >/dev/null 2>&1; then
+		say "missing ${missing[*]} and no apt-get here: install them with your package manager" >&2
+		exit 1
+	fi
+	say "installing ${missing[*]} with apt-get"
+	as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+	[ -n "$(pg_bin_dir)" ] || { say "postgresql installed but no initdb under /usr/lib/postgresql/*/bin" >&2; exit 1; }
+	command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] ||
+		{ say "redis-server installed but not found" >&2; exit 1; }
+	say "installed ${missing[*]}"
+fi
+
+# initdb and postgres refuse to run as root; the harness runs them as this user when it is root.
+if [ "$(id -u)" -eq 0 ]; then
+	if id -u postgres >/dev/null 2>&1; then
+		say "postgres user: ok"
+	else
+		useradd -r -M -d /nonexistent -s /usr/sbin/nologin postgres
+		say "postgres user: created"
+	fi
+fi
+
+minio_bin=$BIN_DIR/minio
+stamp=$BIN_DIR/minio.version
+if [ -x "$minio_bin" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$MINIO_VERSION" ]; then
+	say "minio: ok ($minio_bin)"
+else
+	command -v go >/dev/null 2>&1 || { say "go not found: needed to build minio" >&2; exit 1; }
+	say "minio: building $MINIO_MODULE@$MINIO_VERSION into $BIN_DIR (takes a few minutes, once)"
+	mkdir -p "$BIN_DIR"
+	tmp=$(mktemp -d "$BIN_DIR/.build.XXXXXX")
+	trap 'rm -rf "$tmp"' EXIT
+	t0=$SECONDS
+	# Outside the work tree so the project's go.mod and GOFLAGS play no part.
+	(cd "$tmp" && env -u GOFLAGS GOTOOLCHAIN=local CGO_ENABLED=0 GOBIN="$tmp" \
+		go install -trimpath "$MINIO_MODULE@$MINIO_VERSION")
+	mv -f "$tmp/minio" "$minio_bin"
+	printf '%s\n' "$MINIO_VERSION" >"$stamp"
+	say "minio: built in $((SECONDS - t0))s ($minio_bin)"
+fi
+
+say "done in $((SECONDS - start))s"
