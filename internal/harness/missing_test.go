@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/palimpsest-editor/palimpsest/internal/harness"
@@ -13,16 +12,13 @@ import (
 // fakeTB records how a harness function fails the test instead of failing this one.
 type fakeTB struct {
 	testing.TB
-	mu      sync.Mutex
 	fatal   string
 	skipped bool
 }
 
 func (f *fakeTB) Fatal(args ...any) { f.Fatalf("%s", fmt.Sprint(args...)) }
 func (f *fakeTB) Fatalf(format string, args ...any) {
-	f.mu.Lock()
 	f.fatal = fmt.Sprintf(format, args...)
-	f.mu.Unlock()
 	panic(f)
 }
 func (f *fakeTB) Skip(...any)           { f.SkipNow() }

@@ -82,13 +82,13 @@ func (pg *Postgres) NewDatabase(t testing.TB) string {
 var nameSeq atomic.Uint64
 
 // uniqueName makes a name unique in this process from the test's name: lower-case
-// letters, digits and sep, starting with a letter, at most max bytes.
-func uniqueName(t testing.TB, sep string, max int) string {
+// letters, digits and sep, starting with a letter, at most limit bytes.
+func uniqueName(t testing.TB, sep string, limit int) string {
 	var b strings.Builder
 	b.WriteString("t" + strconv.FormatUint(nameSeq.Add(1), 10) + sep)
 	lastSep := true
 	for _, r := range strings.ToLower(t.Name()) {
-		if b.Len() >= max {
+		if b.Len() >= limit {
 			break
 		}
 		if 'a' <= r && r <= 'z' || '0' <= r && r <= '9' {
@@ -99,7 +99,7 @@ func uniqueName(t testing.TB, sep string, max int) string {
 			lastSep = true
 		}
 	}
-	return strings.TrimRight(b.String()[:min(b.Len(), max)], sep)
+	return strings.TrimRight(b.String()[:min(b.Len(), limit)], sep)
 }
 
 // Main runs the package's tests and then closes the shared servers that they started.
