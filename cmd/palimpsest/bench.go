@@ -161,3 +161,5 @@ func (m *measurement) missedGoals(localRatio, remoteRatio, bytesPerChar float64)
 func ratio(a, b time.Duration) float64 { return float64(a) / float64(max(b, 1)) }
 
 func millis(d time.Duration) string { return fmt.Sprintf("%.2f", float64(d)/float64(time.Millisecond)) }
+
+func init() { subcommands = append(subcommands, newBenchCmd) }

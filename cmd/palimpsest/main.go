@@ -23,6 +23,12 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: false,
 	}
-	root.AddCommand(newDemoCmd(), newBenchCmd())
+	for _, sub := range subcommands {
+		root.AddCommand(sub())
+	}
 	return root
 }
+
+// subcommands holds every subcommand's constructor. Each subcommand's file adds its own in an
+// init function, so adding one never touches this file.
+var subcommands = []func() *cobra.Command{newDemoCmd}
