@@ -12,6 +12,12 @@ const (
 	CodeBadDocumentID Code = 1003
 	// CodeTooLarge: the event or batch exceeds the configured size limit.
 	CodeTooLarge Code = 1004
+	// CodeBadFrame: the WebSocket frame is not a well-formed message of the protocol, or not one expected now.
+	CodeBadFrame Code = 1005
+	// CodeBadOp: an op does not decode or is invalid.
+	CodeBadOp Code = 1006
+	// CodeDocumentTooLarge: the document would exceed the configured size limit.
+	CodeDocumentTooLarge Code = 1007
 	// CodeWrongSequence: the document's last sequence is not the expected one.
 	CodeWrongSequence Code = 2001
 	// CodeDuplicate: the op is already in the log.
@@ -20,8 +26,24 @@ const (
 	CodeUnknownDocument Code = 2003
 	// CodeOutOfOrder: an earlier op of the same site failed to append; resend from that op on, in order.
 	CodeOutOfOrder Code = 2004
+	// CodeSiteMismatch: an op's site is not the connection's site.
+	CodeSiteMismatch Code = 2005
 	// CodeUnavailable: the event log cannot be reached or has no leader; the outcome of a write is unknown and it may be retried.
 	CodeUnavailable Code = 3001
+	// CodeRateLimited: the connection sent more than its rate limit allows.
+	CodeRateLimited Code = 3002
+	// CodeGoingAway: the server is shutting down; reconnect, to another replica if there is one.
+	CodeGoingAway Code = 3003
+	// CodeTooSlow: the client did not read fast enough and its send queue overflowed; reconnect and catch up from the log.
+	CodeTooSlow Code = 3004
+	// CodeInternal: an unexpected server error.
+	CodeInternal Code = 3005
+	// CodeUnauthenticated: the token is missing, malformed, not signed by a trusted key or otherwise unacceptable.
+	CodeUnauthenticated Code = 4001
+	// CodeAuthExpired: the token has expired; connect again with a fresh one.
+	CodeAuthExpired Code = 4002
+	// CodeForbidden: the token does not grant this access to the document, or the site belongs to another author.
+	CodeForbidden Code = 4003
 )
 
 // Sentinels for errors.Is: an *Error matches the sentinel of its code.
@@ -30,11 +52,22 @@ var (
 	ErrUnsupportedVersion = &Error{Code: CodeUnsupportedVersion}
 	ErrBadDocumentID      = &Error{Code: CodeBadDocumentID}
 	ErrTooLarge           = &Error{Code: CodeTooLarge}
+	ErrBadFrame           = &Error{Code: CodeBadFrame}
+	ErrBadOp              = &Error{Code: CodeBadOp}
+	ErrDocumentTooLarge   = &Error{Code: CodeDocumentTooLarge}
 	ErrWrongSequence      = &Error{Code: CodeWrongSequence}
 	ErrDuplicate          = &Error{Code: CodeDuplicate}
 	ErrUnknownDocument    = &Error{Code: CodeUnknownDocument}
 	ErrOutOfOrder         = &Error{Code: CodeOutOfOrder}
+	ErrSiteMismatch       = &Error{Code: CodeSiteMismatch}
 	ErrUnavailable        = &Error{Code: CodeUnavailable}
+	ErrRateLimited        = &Error{Code: CodeRateLimited}
+	ErrGoingAway          = &Error{Code: CodeGoingAway}
+	ErrTooSlow            = &Error{Code: CodeTooSlow}
+	ErrInternal           = &Error{Code: CodeInternal}
+	ErrUnauthenticated    = &Error{Code: CodeUnauthenticated}
+	ErrAuthExpired        = &Error{Code: CodeAuthExpired}
+	ErrForbidden          = &Error{Code: CodeForbidden}
 )
 
 var codeInfo = map[Code]struct {
@@ -45,11 +78,22 @@ var codeInfo = map[Code]struct {
 	CodeUnsupportedVersion: {"unsupported_version", "the encoding version is not known to this build", 400},
 	CodeBadDocumentID:      {"bad_document_id", "the document id is empty, too long or has a character outside [A-Za-z0-9_-]", 400},
 	CodeTooLarge:           {"too_large", "the event or batch exceeds the configured size limit", 413},
+	CodeBadFrame:           {"bad_frame", "the WebSocket frame is not a well-formed message of the protocol, or not one expected now", 400},
+	CodeBadOp:              {"bad_op", "an op does not decode or is invalid", 400},
+	CodeDocumentTooLarge:   {"document_too_large", "the document would exceed the configured size limit", 413},
 	CodeWrongSequence:      {"wrong_sequence", "the document's last sequence is not the expected one", 409},
 	CodeDuplicate:          {"duplicate", "the op is already in the log", 409},
 	CodeUnknownDocument:    {"unknown_document", "the document has no events", 404},
 	CodeOutOfOrder:         {"out_of_order", "an earlier op of the same site failed to append; resend from that op on, in order", 409},
+	CodeSiteMismatch:       {"site_mismatch", "an op's site is not the connection's site", 409},
 	CodeUnavailable:        {"unavailable", "the event log cannot be reached or has no leader; the outcome of a write is unknown and it may be retried", 503},
+	CodeRateLimited:        {"rate_limited", "the connection sent more than its rate limit allows", 429},
+	CodeGoingAway:          {"going_away", "the server is shutting down; reconnect, to another replica if there is one", 503},
+	CodeTooSlow:            {"too_slow", "the client did not read fast enough and its send queue overflowed; reconnect and catch up from the log", 503},
+	CodeInternal:           {"internal", "an unexpected server error", 500},
+	CodeUnauthenticated:    {"unauthenticated", "the token is missing, malformed, not signed by a trusted key or otherwise unacceptable", 401},
+	CodeAuthExpired:        {"auth_expired", "the token has expired; connect again with a fresh one", 401},
+	CodeForbidden:          {"forbidden", "the token does not grant this access to the document, or the site belongs to another author", 403},
 }
 
 // Codes returns every defined code in ascending order.
@@ -59,10 +103,21 @@ func Codes() []Code {
 		CodeUnsupportedVersion,
 		CodeBadDocumentID,
 		CodeTooLarge,
+		CodeBadFrame,
+		CodeBadOp,
+		CodeDocumentTooLarge,
 		CodeWrongSequence,
 		CodeDuplicate,
 		CodeUnknownDocument,
 		CodeOutOfOrder,
+		CodeSiteMismatch,
 		CodeUnavailable,
+		CodeRateLimited,
+		CodeGoingAway,
+		CodeTooSlow,
+		CodeInternal,
+		CodeUnauthenticated,
+		CodeAuthExpired,
+		CodeForbidden,
 	}
 }

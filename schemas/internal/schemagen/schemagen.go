@@ -23,6 +23,7 @@ type Schema struct {
 // Enum is a named uint8 with a closed set of values.
 type Enum struct {
 	Name   string      `json:"name"`
+	File   string      `json:"file"`
 	Doc    string      `json:"doc"`
 	Values []EnumValue `json:"values"`
 }
@@ -38,13 +39,15 @@ type EnumValue struct {
 // Message is a versioned record with a binary and a JSON encoding.
 type Message struct {
 	Name    string  `json:"name"`
+	File    string  `json:"file"`
 	Version int     `json:"version"`
 	Doc     string  `json:"doc"`
 	Fields  []Field `json:"fields"`
 }
 
-// Field is one field of a Message. Type is one of uint32, uint64, time,
-// string, bytes or the name of an Enum. Max bounds a string's length in bytes.
+// Field is one field of a Message. Type is one of bool, uint32, uint64, time,
+// string, bytes, []bytes (a list of byte strings) or the name of an Enum. Max
+// bounds a string's length in bytes, or a list's number of items.
 type Field struct {
 	Name  string `json:"name"`
 	JSON  string `json:"json"`
@@ -88,10 +91,11 @@ func Generate(schemaJSON, errorsJSON []byte) (map[string][]byte, error) {
 		return nil, fmt.Errorf("errors.json: %w", err)
 	}
 	out := map[string][]byte{}
-	for name, gen := range map[string]func() []byte{
-		"events_gen.go": s.generate,
-		"errors_gen.go": e.generate,
-	} {
+	gens := map[string]func() []byte{"errors_gen.go": e.generate}
+	for _, file := range s.files() {
+		gens[file+"_gen.go"] = func() []byte { return s.generate(file) }
+	}
+	for name, gen := range gens {
 		src, err := format.Source(gen())
 		if err != nil {
 			return nil, fmt.Errorf("%s: gofmt: %w", name, err)
@@ -108,7 +112,9 @@ func strictUnmarshal(b []byte, v any) error {
 }
 
 var scalarTypes = map[string]string{
-	"uint32": "uint32",
+	"bool":    "bool",
+	"[]bytes": "[][]byte",
+	"uint32":  "uint32",
 	"uint64": "uint64",
 	"time":   "int64",
 	"string": "string",
@@ -118,6 +124,9 @@ var scalarTypes = map[string]string{
 func (s *Schema) check() error {
 	enums := map[string]bool{}
 	for _, e := range s.Enums {
+		if e.File != "" && !validFile(e.File) {
+			return fmt.Errorf("enum %s: file %q must be lower-case letters", e.Name, e.File)
+		}
 		if e.Name == "" || len(e.Values) == 0 {
 			return fmt.Errorf("enum %q needs a name and values", e.Name)
 		}
@@ -131,6 +140,9 @@ func (s *Schema) check() error {
 		enums[e.Name] = true
 	}
 	for _, m := range s.Messages {
+		if m.File != "" && !validFile(m.File) {
+			return fmt.Errorf("message %s: file %q must be lower-case letters", m.Name, m.File)
+		}
 		if m.Version < 1 || m.Version > 255 {
 			return fmt.Errorf("message %s: version %d out of 1..255", m.Name, m.Version)
 		}
@@ -149,6 +161,15 @@ func (s *Schema) check() error {
 		}
 	}
 	return nil
+}
+
+func validFile(f string) bool {
+	for _, c := range f {
+		if c < 'a' || c > 'z' {
+			return false
+		}
+	}
+	return f != "" && f != "errors"
 }
 
 func (e *Errors) check() error {
@@ -174,17 +195,65 @@ func doc(b *w, text string) {
 	}
 }
 
-func (s *Schema) generate() []byte {
+// files returns the generated files' base names: "events" (the default, for
+// definitions without a file) and every file a definition names.
+func (s *Schema) files() []string {
+	seen := map[string]bool{"events": true}
+	out := []string{"events"}
+	add := func(f string) {
+		if f != "" && !seen[f] {
+			seen[f] = true
+			out = append(out, f)
+		}
+	}
+	for _, e := range s.Enums {
+		add(e.File)
+	}
+	for _, m := range s.Messages {
+		add(m.File)
+	}
+	return out
+}
+
+func fileOf(f string) string {
+	if f == "" {
+		return "events"
+	}
+	return f
+}
+
+// generate returns the code of the definitions that go into file.
+func (s *Schema) generate(file string) []byte {
 	var b w
 	fmt.Fprintf(&b, header, "schema.json")
-	b.p("import (\n\"encoding/binary\"\n\"encoding/json\"\n\"strconv\"\n)\n")
+	imports := []string{"\"encoding/json\""}
+	hasEnum, hasMsg := false, false
+	for _, e := range s.Enums {
+		hasEnum = hasEnum || fileOf(e.File) == file
+	}
+	for _, m := range s.Messages {
+		hasMsg = hasMsg || fileOf(m.File) == file
+	}
+	if hasMsg {
+		imports = append([]string{"\"encoding/binary\""}, imports...)
+	}
+	if hasEnum {
+		imports = append(imports, "\"strconv\"")
+	}
+	if hasEnum || hasMsg {
+		b.p("import (\n%s\n)\n", strings.Join(imports, "\n"))
+	}
 	enums := map[string]bool{}
 	for _, e := range s.Enums {
 		enums[e.Name] = true
-		genEnum(&b, e)
+		if fileOf(e.File) == file {
+			genEnum(&b, e)
+		}
 	}
 	for _, m := range s.Messages {
-		genMessage(&b, m, enums)
+		if fileOf(m.File) == file {
+			genMessage(&b, m, enums)
+		}
 	}
 	return b.Bytes()
 }
@@ -249,6 +318,8 @@ func genMessage(b *w, m Message, enums map[string]bool) {
 			b.p("if !m.%s.Valid() {\nreturn errorf(CodeBadEvent, nil, \"%s.%s: invalid value %%d\", uint8(m.%s))\n}", f.Name, n, f.Name, f.Name)
 		case f.Type == "string":
 			b.p("if err := checkString(%q, m.%s, %d); err != nil {\nreturn err\n}", n+"."+f.Name, f.Name, f.Max)
+		case f.Type == "[]bytes" && f.Max > 0:
+			b.p("if len(m.%s) > %d {\nreturn errorf(CodeBadEvent, nil, \"%s.%s: %%d items, at most %d\", len(m.%s))\n}", f.Name, f.Max, n, f.Name, f.Max, f.Name)
 		}
 	}
 	b.p("return nil\n}\n")
@@ -262,6 +333,10 @@ func genMessage(b *w, m Message, enums map[string]bool) {
 		switch {
 		case enums[f.Type]:
 			b.p("buf = append(buf, byte(m.%s))", f.Name)
+		case f.Type == "bool":
+			b.p("buf = appendBool(buf, m.%s)", f.Name)
+		case f.Type == "[]bytes":
+			b.p("buf = appendList(buf, m.%s)", f.Name)
 		case f.Type == "uint32", f.Type == "uint64":
 			b.p("buf = binary.AppendUvarint(buf, uint64(m.%s))", f.Name)
 		case f.Type == "time":
@@ -296,6 +371,10 @@ func genMessage(b *w, m Message, enums map[string]bool) {
 		switch {
 		case enums[f.Type]:
 			b.p("x.%s = %s(d.byte())", f.Name, f.Type)
+		case f.Type == "bool":
+			b.p("x.%s = d.bool()", f.Name)
+		case f.Type == "[]bytes":
+			b.p("x.%s = d.list()", f.Name)
 		case f.Type == "uint32":
 			b.p("x.%s = d.uint32()", f.Name)
 		case f.Type == "uint64":
