@@ -15,7 +15,12 @@ import (
 
 func TestMain(m *testing.M) {
 	natstest.RunNodeIfChild()
-	os.Exit(m.Run())
+	code := m.Run()
+	if benchSrv != nil {
+		benchSrv.Shutdown()
+		os.RemoveAll(benchDir)
+	}
+	os.Exit(code)
 }
 
 // backend is a server setup the conformance suite runs against.

@@ -266,8 +266,8 @@ func (l *Log) decode(seq uint64, subject string, hdr nats.Header, data []byte, s
 			}
 		}
 	}
-	switch prev := hdr.Get(hdrPrev); prev {
-	case prevInBatch:
+	switch prev := hdr.Get(hdrPrev); {
+	case prev == prevInBatch && seq > 1:
 		ev.PrevSeq = seq - 1
 	default:
 		n, err := strconv.ParseUint(prev, 10, 64)
