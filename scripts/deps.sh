@@ -10,6 +10,8 @@
 #               PALIMPSEST_BIN_DIR, default ${XDG_CACHE_HOME:-$HOME/.cache}/palimpsest/bin,
 #               outside the work tree so fresh clones on the same machine share it.
 #               The harness looks there first, then on PATH.
+#   dynalite    npm package (DynamoDB-compatible, Node.js), pinned below, installed into
+#               PALIMPSEST_NODE_DIR, default ${XDG_CACHE_HOME:-$HOME/.cache}/palimpsest/node.
 #
 # apt-get update runs only when a package is missing. Needs root (or sudo) for apt-get
 # and useradd; without them it says what to install and fails.
@@ -95,6 +97,25 @@ else
 	mv -f "$tmp/minio" "$minio_bin"
 	printf '%s\n' "$MINIO_VERSION" >"$stamp"
 	say "minio: built in $((SECONDS - t0))s ($minio_bin)"
+fi
+
+# dynalite: a DynamoDB-compatible server on Node.js, for the Kafka/DynamoDB bridge's tests
+# (internal/harness/dynalite.go). npm installs the pinned version into PALIMPSEST_NODE_DIR,
+# default ${XDG_CACHE_HOME:-$HOME/.cache}/palimpsest/node, outside the work tree; a second
+# run only reads its package.json. Needs Node.js 20+ and npm, and the npm registry.
+DYNALITE_VERSION=4.0.0
+NODE_DIR=${PALIMPSEST_NODE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/palimpsest/node}
+dynalite_pkg=$NODE_DIR/node_modules/dynalite/package.json
+if [ -f "$dynalite_pkg" ] && grep -q "\"version\": *\"$DYNALITE_VERSION\"" "$dynalite_pkg"; then
+	say "dynalite: ok ($NODE_DIR/node_modules/dynalite)"
+else
+	command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 ||
+		{ say "node and npm not found: install Node.js 20 or later to run dynalite" >&2; exit 1; }
+	say "dynalite: installing dynalite@$DYNALITE_VERSION into $NODE_DIR with npm"
+	mkdir -p "$NODE_DIR"
+	[ -f "$NODE_DIR/package.json" ] || printf '{"name":"palimpsest-test-servers","private":true}\n' >"$NODE_DIR/package.json"
+	(cd "$NODE_DIR" && npm install --no-audit --no-fund --loglevel=error --save-exact "dynalite@$DYNALITE_VERSION" >/dev/null)
+	say "dynalite: installed"
 fi
 
 say "done in $((SECONDS - start))s"
