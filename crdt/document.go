@@ -189,7 +189,7 @@ func (d *Doc) Apply(op Op) ([]Change, error) {
 	}
 	var cs changes
 	d.apply(&op, &cs)
-	for {
+	for len(d.held) > 0 {
 		h := d.held[op.Site]
 		if len(h) == 0 || h[0].Counter > d.clock[op.Site]+1 {
 			break

@@ -58,6 +58,9 @@ type tree struct {
 	n      int
 	finger *node // the leaf last touched
 	hint   int   // the index last touched in finger
+	// fingerStart is finger's first position. Every change goes through the leaf it changes,
+	// which becomes the finger, so nothing before the finger changes while it stays one.
+	fingerStart int
 }
 
 func (t *tree) len() int { return t.n }
@@ -99,6 +102,9 @@ func (t *tree) at(pos int) (ID, rune) {
 
 // start returns the position of the first element of leaf l.
 func (t *tree) start(l *node) int {
+	if l == t.finger {
+		return t.fingerStart
+	}
 	pos := 0
 	for c, p := l, l.parent; p != nil; c, p = p, p.parent {
 		for i, x := range p.children {
@@ -185,6 +191,7 @@ func (t *tree) insert(l *node, i int, id ID, r rune) (*node, int) {
 		l = &node{leaf: true, ids: make([]ID, 0, leafCap+1), runes: make([]rune, 0, leafCap+1)}
 		t.root = l
 	}
+	lstart := t.start(l)
 	l.ids = insertAt(l.ids, i, id)
 	l.runes = insertAt(l.runes, i, r)
 	at, atIdx := l, i
@@ -205,7 +212,10 @@ func (t *tree) insert(l *node, i int, id ID, r rune) (*node, int) {
 			at, atIdx = split, i-half
 		}
 	}
-	t.finger, t.hint = at, atIdx
+	t.finger, t.hint, t.fingerStart = at, atIdx, lstart
+	if at != l {
+		t.fingerStart += len(l.ids)
+	}
 	t.fixUp(l, split, +1)
 	return at, atIdx
 }
@@ -262,6 +272,7 @@ func (t *tree) fixUp(c, split *node, delta int) {
 // remove deletes and returns the element at index i of leaf l. A node left empty is unlinked.
 func (t *tree) remove(l *node, i int) (ID, rune) {
 	id, r := l.ids[i], l.runes[i]
+	t.fingerStart = t.start(l)
 	l.ids = removeAt(l.ids, i)
 	l.runes = removeAt(l.runes, i)
 	t.n--
