@@ -67,6 +67,9 @@ func (t *tree) len() int { return t.n }
 
 // elemAt returns the leaf and index holding position pos, 0 <= pos < len.
 func (t *tree) elemAt(pos int) (*node, int) {
+	if f := t.finger; f != nil && pos >= t.fingerStart && pos < t.fingerStart+len(f.ids) {
+		return f, pos - t.fingerStart
+	}
 	n := t.root
 	for !n.leaf {
 		i := 0
@@ -82,6 +85,9 @@ func (t *tree) elemAt(pos int) (*node, int) {
 // gapAt returns the leaf and index where an element inserted at position pos goes, 0 <= pos <=
 // len; at a boundary between leaves it picks the end of the left one. The tree must not be empty.
 func (t *tree) gapAt(pos int) (*node, int) {
+	if f := t.finger; f != nil && pos > t.fingerStart && pos <= t.fingerStart+len(f.ids) {
+		return f, pos - t.fingerStart
+	}
 	n := t.root
 	for !n.leaf {
 		i := 0
