@@ -33,6 +33,10 @@ type Op struct {
 	Author string
 	// Payload is the op as encoded by package crdt; the log never reads it.
 	Payload []byte
+	// Origin, when set, names the system the op came from (the Kafka bridge
+	// sets "kafka"); it is stored in header Palimpsest-Origin and read back
+	// as Event.Origin. At most 32 bytes of [A-Za-z0-9_-]. Empty: this system.
+	Origin string
 }
 
 // Appended is the outcome of one op of an append.
@@ -196,6 +200,9 @@ func (l *Log) prepare(ctx context.Context, doc string, expect uint64, ops []Op) 
 		if err != nil {
 			return nil, err
 		}
+		if op.Origin != "" && (len(op.Origin) > 32 || !validToken(op.Origin)) {
+			return nil, schemas.Errorf(schemas.CodeBadEvent, nil, "document %q op %q: origin %q is not 1-32 bytes of [A-Za-z0-9_-]", doc, id, truncate(op.Origin))
+		}
 		r.ids[i] = doc + ":" + id
 		// Headers take at most ~300 bytes: the message id, the sequences and the batch headers.
 		if size := len(b) + len(r.ids[i]) + 300; size > int(l.cfg.MaxEventSize) {
@@ -343,7 +350,7 @@ func (l *Log) commitOps(ctx context.Context, st *docState, expect uint64, ops []
 			return &SequenceError{Doc: doc, Expected: expect, Actual: st.m.Seq}
 		}
 
-		last, dupSeq, err := l.publish(ctx, doc, st.m.Seq, fresh, data, ids)
+		last, dupSeq, err := l.publish(ctx, doc, st.m.Seq, fresh, ops, data, ids)
 		if err == nil && dupSeq == 0 {
 			first := last - uint64(len(fresh)) + 1
 			for k, i := range fresh {
@@ -429,18 +436,18 @@ func (l *Log) unblock(st *docState, ops []Op) {
 
 // pubAck is JetStream's answer to a publish or an atomic batch commit.
 type pubAck struct {
-	Stream    string                `json:"stream"`
-	Seq       uint64                `json:"seq"`
-	Duplicate bool                  `json:"duplicate"`
-	Count     int                   `json:"count"`
-	Error     *jetstream.APIError   `json:"error"`
+	Stream    string              `json:"stream"`
+	Seq       uint64              `json:"seq"`
+	Duplicate bool                `json:"duplicate"`
+	Count     int                 `json:"count"`
+	Error     *jetstream.APIError `json:"error"`
 }
 
 // publish writes the events at fresh as one atomic batch after the
 // document's event lastSeq, and returns the sequence of the last one; or,
 // for a single event JetStream already had within its duplicate window,
 // dupSeq, the sequence of that copy.
-func (l *Log) publish(ctx context.Context, doc string, lastSeq uint64, fresh []int, data [][]byte, ids []string) (last, dupSeq uint64, err error) {
+func (l *Log) publish(ctx context.Context, doc string, lastSeq uint64, fresh []int, ops []Op, data [][]byte, ids []string) (last, dupSeq uint64, err error) {
 	subj := l.subj.Publish(doc)
 	batchID := ""
 	if len(fresh) > 1 {
@@ -451,6 +458,9 @@ func (l *Log) publish(ctx context.Context, doc string, lastSeq uint64, fresh []i
 		m := nats.NewMsg(subj)
 		m.Data = data[i]
 		m.Header.Set(hdrMsgID, ids[i])
+		if ops[i].Origin != "" {
+			m.Header.Set(hdrOrigin, ops[i].Origin)
+		}
 		if k == 0 {
 			m.Header.Set(hdrPrev, strconv.FormatUint(lastSeq, 10))
 			m.Header.Set(hdrExpSubSeq, strconv.FormatUint(lastSeq, 10))

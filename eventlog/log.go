@@ -46,12 +46,15 @@ type Event struct {
 	Partition int
 	// Stored is when the server stored the event.
 	Stored time.Time
+	// Origin is the op's Op.Origin: empty for an op made in this system.
+	Origin string
 	schemas.Event
 }
 
 // Message headers the log writes.
 const (
-	hdrPrev      = "Palimpsest-Prev" // document's previous sequence, or "^" for "the stream sequence just before"
+	hdrPrev      = "Palimpsest-Prev"   // document's previous sequence, or "^" for "the stream sequence just before"
+	hdrOrigin    = "Palimpsest-Origin" // Op.Origin, when set
 	prevInBatch  = "^"
 	hdrMsgID     = "Nats-Msg-Id"
 	hdrExpSubSeq = "Nats-Expected-Last-Subject-Sequence"
@@ -257,7 +260,7 @@ func (l *Log) reqCtx(ctx context.Context) (context.Context, context.CancelFunc) 
 // decode turns a stored message into an Event. A message that is not a valid
 // event yields a schemas.ErrBadEvent error and an Event with Seq set.
 func (l *Log) decode(seq uint64, subject string, hdr nats.Header, data []byte, stored time.Time) (Event, error) {
-	ev := Event{Seq: seq, Stored: stored, Partition: -1}
+	ev := Event{Seq: seq, Stored: stored, Partition: -1, Origin: hdr.Get(hdrOrigin)}
 	// <prefix>.p.<partition>.doc.<id>
 	if rest, ok := strings.CutPrefix(subject, l.subj.Prefix+".p."); ok {
 		if p, _, ok := strings.Cut(rest, "."); ok {
