@@ -1,0 +1,196 @@
+package eventlog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// PartitionConsumer is a durable pull consumer of one partition: a
+// projector's position in that partition's events, kept by the server. It
+// fetches in batches and acknowledges a batch with one ack (AckAll: acking
+// sequence s acknowledges every earlier delivered event). One goroutine at a
+// time may use it.
+//
+// The consumer is a hint, not the truth: callers keep their own checkpoint
+// (see OpenPartitionConsumer) and must tolerate redelivery of events at or
+// below it.
+type PartitionConsumer struct {
+	l    *Log
+	name string
+	p    int
+	cons jetstream.Consumer
+	last jetstream.Msg // the newest message fetched, unacknowledged
+}
+
+// Delivery is one fetched event. Err is non-nil (ErrBadEvent) when the stored
+// message does not decode; Event.Seq and Data are set either way.
+type Delivery struct {
+	Event
+	// Data is the stored message's payload, as written.
+	Data []byte
+	// Err says why the message is not a valid event.
+	Err error
+}
+
+// PartitionConsumerConfig tunes OpenPartitionConsumer.
+type PartitionConsumerConfig struct {
+	// MaxAckPending bounds fetched, unacknowledged events; it must be at
+	// least two fetches' worth. Default 65536.
+	MaxAckPending int
+	// AckWait is how long the server waits for an ack before redelivering.
+	// Default 30 seconds.
+	AckWait time.Duration
+}
+
+// OpenPartitionConsumer creates or opens the durable consumer name of
+// partition p so that its next delivery is the partition's first event after
+// sequence after (the caller's checkpoint). A consumer whose acknowledged and
+// delivered positions both equal after is kept as it is; any other (ahead of
+// the checkpoint, or with events delivered and not acknowledged, which the
+// server would only redeliver after AckWait) is deleted and created again at
+// after+1. So the checkpoint, not the consumer, decides where processing
+// resumes.
+func (l *Log) OpenPartitionConsumer(ctx context.Context, name string, p int, after uint64, cfg PartitionConsumerConfig) (*PartitionConsumer, error) {
+	if p < 0 || p >= l.cfg.Partitions {
+		return nil, fmt.Errorf("eventlog: partition %d out of range 0..%d", p, l.cfg.Partitions-1)
+	}
+	if !validToken(name) {
+		return nil, fmt.Errorf("eventlog: consumer name %q must be [A-Za-z0-9_-]+", name)
+	}
+	if cfg.MaxAckPending == 0 {
+		cfg.MaxAckPending = 65536
+	}
+	if cfg.AckWait == 0 {
+		cfg.AckWait = 30 * time.Second
+	}
+	rctx, cancel := l.reqCtx(ctx)
+	defer cancel()
+	cons, err := l.js.Consumer(rctx, l.cfg.Stream, name)
+	switch {
+	case err == nil:
+		info := cons.CachedInfo()
+		if info.Delivered.Stream == after && info.AckFloor.Stream == after && info.NumAckPending == 0 &&
+			len(info.Config.FilterSubjects) == 0 && info.Config.FilterSubject == l.subj.Partition(p) &&
+			info.Config.MaxAckPending == cfg.MaxAckPending {
+			return &PartitionConsumer{l: l, name: name, p: p, cons: cons}, nil
+		}
+		if err := l.js.DeleteConsumer(rctx, l.cfg.Stream, name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+			return nil, classify(err, "consumer %s: delete to reposition", name)
+		}
+	case !errors.Is(err, jetstream.ErrConsumerNotFound):
+		return nil, classify(err, "consumer %s", name)
+	}
+	cons, err = l.js.CreateOrUpdateConsumer(rctx, l.cfg.Stream, jetstream.ConsumerConfig{
+		Durable:       name,
+		Description:   fmt.Sprintf("Palimpsest projector of partition %d", p),
+		FilterSubject: l.subj.Partition(p),
+		DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:   after + 1,
+		AckPolicy:     jetstream.AckAllPolicy,
+		AckWait:       cfg.AckWait,
+		MaxAckPending: cfg.MaxAckPending,
+		MaxWaiting:    16,
+		Replicas:      l.cfg.Replicas,
+	})
+	if err != nil {
+		return nil, classify(err, "consumer %s: create at sequence %d", name, after+1)
+	}
+	return &PartitionConsumer{l: l, name: name, p: p, cons: cons}, nil
+}
+
+// Fetch returns up to max events: at once what the server has, or else it
+// waits up to wait for the first one and returns it with whatever followed
+// it. It returns no events and no error when nothing arrived. Lag is how many
+// events of the partition remain after the last one returned.
+func (c *PartitionConsumer) Fetch(ctx context.Context, max int, wait time.Duration) (ds []Delivery, lag uint64, err error) {
+	if err := ctx.Err(); err != nil {
+		return nil, 0, err
+	}
+	b, err := c.cons.FetchNoWait(max)
+	if err != nil {
+		return nil, 0, classify(err, "consumer %s: fetch", c.name)
+	}
+	ds, lag, err = c.collect(b, max)
+	if err != nil || len(ds) > 0 {
+		return ds, lag, err
+	}
+	fctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	b, err = c.cons.Fetch(1, jetstream.FetchContext(fctx))
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, 0, ctx.Err()
+		}
+		return nil, 0, classify(err, "consumer %s: fetch", c.name)
+	}
+	ds, lag, err = c.collect(b, 1)
+	if err != nil || len(ds) == 0 || lag == 0 || max == 1 {
+		return ds, lag, err
+	}
+	b, err = c.cons.FetchNoWait(max - 1)
+	if err != nil {
+		return ds, lag, nil // The first event stands; the rest comes next time.
+	}
+	more, lag2, err := c.collect(b, max-1)
+	if err != nil {
+		return ds, lag, nil
+	}
+	if len(more) > 0 {
+		lag = lag2
+	}
+	return append(ds, more...), lag, nil
+}
+
+func (c *PartitionConsumer) collect(b jetstream.MessageBatch, max int) ([]Delivery, uint64, error) {
+	ds := make([]Delivery, 0, min(max, 1024))
+	var lag uint64
+	for m := range b.Messages() {
+		md, err := m.Metadata()
+		if err != nil {
+			return nil, 0, classify(err, "consumer %s: message metadata", c.name)
+		}
+		ev, derr := c.l.decode(md.Sequence.Stream, m.Subject(), m.Headers(), m.Data(), md.Timestamp)
+		ds = append(ds, Delivery{Event: ev, Data: m.Data(), Err: derr})
+		lag = md.NumPending
+		c.last = m
+	}
+	if err := b.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && !errors.Is(err, context.DeadlineExceeded) {
+		if len(ds) > 0 {
+			return ds, lag, nil
+		}
+		return nil, 0, classify(err, "consumer %s: fetch", c.name)
+	}
+	return ds, lag, nil
+}
+
+// Ack acknowledges every event fetched so far and waits for the server to
+// confirm it. Call it only after their effects are durable: an event not
+// acknowledged is delivered again (to whoever owns the partition next).
+func (c *PartitionConsumer) Ack(ctx context.Context) error {
+	if c.last == nil {
+		return nil
+	}
+	rctx, cancel := c.l.reqCtx(ctx)
+	defer cancel()
+	if err := c.last.DoubleAck(rctx); err != nil {
+		return classify(err, "consumer %s: ack", c.name)
+	}
+	c.last = nil
+	return nil
+}
+
+// Pending returns how many of the partition's events the consumer has not
+// delivered yet, as the server counts them.
+func (c *PartitionConsumer) Pending(ctx context.Context) (uint64, error) {
+	rctx, cancel := c.l.reqCtx(ctx)
+	defer cancel()
+	info, err := c.cons.Info(rctx)
+	if err != nil {
+		return 0, classify(err, "consumer %s: info", c.name)
+	}
+	return info.NumPending, nil
+}
