@@ -219,6 +219,8 @@ func TestApplyRejectsInvalidOps(t *testing.T) {
 	endsInZero.IDs = []crdt.ID{crdt.MakeID(crdt.Triple{Digit: 0, Site: 1, Counter: 1})}
 	textOnDelete := del
 	textOnDelete.Text = "x"
+	ownFuture := del
+	ownFuture.IDs = []crdt.ID{crdt.MakeID(crdt.Triple{Digit: 5, Site: 1, Counter: del.Counter + 3})}
 	for _, tc := range []struct {
 		name string
 		op   crdt.Op
@@ -231,6 +233,7 @@ func TestApplyRejectsInvalidOps(t *testing.T) {
 		{"malformed id", badID, crdt.CodeBadID},
 		{"id ending in digit 0", endsInZero, crdt.CodeBadID},
 		{"delete with text", textOnDelete, crdt.CodeBadOp},
+		{"delete of its own later element", ownFuture, crdt.CodeBadOp},
 		{"unknown kind", crdt.Op{Kind: 9, Site: 1, Counter: 1, IDs: good.IDs}, crdt.CodeBadOp},
 		{"no elements", crdt.Op{Kind: crdt.OpDelete, Site: 1, Counter: 1}, crdt.CodeBadOp},
 	} {

@@ -73,6 +73,13 @@ func (op *Op) Validate() error {
 		if op.Text != "" {
 			return invalidf(CodeBadOp, "delete carries text")
 		}
+		for _, id := range op.IDs {
+			// A site can only delete what it has seen, and it has seen only its earlier ops.
+			if o := id.Origin(); o.Site == op.Site && o.Counter >= op.Counter {
+				return invalidf(CodeBadOp, "delete %d:%d of its own later element %d:%d",
+					op.Site, op.Counter, o.Site, o.Counter)
+			}
+		}
 		return nil
 	}
 	if !utf8.ValidString(op.Text) {
