@@ -221,7 +221,7 @@ func (f *folder) fold(ctx context.Context, store StateStore, p int, floor uint64
 			}
 			e.st.Version = d.Seq
 			e.st.Ops++
-			e.st.Updated = d.Stored.UTC()
+			e.st.Updated = d.Stored.UTC().Truncate(time.Microsecond) // What every store keeps.
 			e.st.Author = d.Author
 			e.sinceSnap++
 			out.ops++

@@ -4,6 +4,7 @@ import (
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // Metrics are the projector's Prometheus metrics. Register them with
@@ -88,4 +89,14 @@ func (m *Metrics) setOwned(n int) {
 	if m != nil {
 		m.owned.Set(float64(n))
 	}
+}
+
+// Owned returns how many partitions the projector holds now.
+func (m *Metrics) Owned() int {
+	if m == nil {
+		return 0
+	}
+	var d dto.Metric
+	_ = m.owned.Write(&d)
+	return int(d.GetGauge().GetValue())
 }
