@@ -10,6 +10,8 @@
 #               PALIMPSEST_BIN_DIR, default ${XDG_CACHE_HOME:-$HOME/.cache}/palimpsest/bin,
 #               outside the work tree so fresh clones on the same machine share it.
 #               The harness looks there first, then on PATH.
+#   compose     docker-compose (Compose CLI v5), built once with go build into PALIMPSEST_BIN_DIR
+#               and linked as a Docker CLI plugin; the tests validate compose.yaml with it.
 #   dynalite    npm package (DynamoDB-compatible, Node.js), pinned below, installed into
 #               PALIMPSEST_NODE_DIR, default ${XDG_CACHE_HOME:-$HOME/.cache}/palimpsest/node.
 #
@@ -116,6 +118,43 @@ else
 	[ -f "$NODE_DIR/package.json" ] || printf '{"name":"palimpsest-test-servers","private":true}\n' >"$NODE_DIR/package.json"
 	(cd "$NODE_DIR" && npm install --no-audit --no-fund --loglevel=error --save-exact "dynalite@$DYNALITE_VERSION" >/dev/null)
 	say "dynalite: installed"
+fi
+
+# docker compose: the Compose CLI, built once with 'go build' (pinned below, a few minutes cold)
+# into BIN_DIR as docker-compose, and linked as the Docker CLI plugin
+# ~/.docker/cli-plugins/docker-compose unless something else is there already. The tests run
+# it standalone ('docker-compose config' validates compose.yaml and needs no Docker engine);
+# they look for it in PALIMPSEST_COMPOSE, then BIN_DIR, then on PATH.
+COMPOSE_MODULE=github.com/docker/compose/v5
+COMPOSE_VERSION=v5.5.1
+compose_bin=$BIN_DIR/docker-compose
+compose_stamp=$BIN_DIR/docker-compose.version
+if [ -x "$compose_bin" ] && [ "$(cat "$compose_stamp" 2>/dev/null)" = "$COMPOSE_VERSION" ]; then
+	say "docker-compose: ok ($compose_bin)"
+else
+	command -v go >/dev/null 2>&1 || { say "go not found: needed to build docker-compose" >&2; exit 1; }
+	say "docker-compose: building $COMPOSE_MODULE@$COMPOSE_VERSION into $BIN_DIR (takes a few minutes, once)"
+	mkdir -p "$BIN_DIR"
+	ctmp=$(mktemp -d "$BIN_DIR/.build.XXXXXX")
+	trap 'rm -rf "${tmp:-}" "${ctmp:-}"' EXIT
+	t0=$SECONDS
+	# Its go.mod has exclude directives, so 'go install module@version' refuses it: build the
+	# downloaded module as the main module instead, outside the work tree.
+	(cd "$ctmp" && export GOFLAGS= GOTOOLCHAIN=local CGO_ENABLED=0 &&
+		src=$(go mod download -json "$COMPOSE_MODULE@$COMPOSE_VERSION" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p') &&
+		cp -R "$src" "$ctmp/src" && chmod -R u+w "$ctmp/src" && cd "$ctmp/src" &&
+		go build -trimpath -ldflags "-s -w -X $COMPOSE_MODULE/internal.Version=$COMPOSE_VERSION" \
+			-o "$ctmp/docker-compose" ./cmd)
+	mv -f "$ctmp/docker-compose" "$compose_bin"
+	printf '%s\n' "$COMPOSE_VERSION" >"$compose_stamp"
+	say "docker-compose: built in $((SECONDS - t0))s ($compose_bin)"
+fi
+plugin_dir=$HOME/.docker/cli-plugins
+if [ ! -e "$plugin_dir/docker-compose" ] || [ -L "$plugin_dir/docker-compose" ]; then
+	mkdir -p "$plugin_dir" && ln -sfn "$compose_bin" "$plugin_dir/docker-compose"
+	say "docker-compose: CLI plugin linked ($plugin_dir/docker-compose)"
+else
+	say "docker-compose: CLI plugin already at $plugin_dir/docker-compose, left alone"
 fi
 
 say "done in $((SECONDS - start))s"
