@@ -190,6 +190,19 @@ func (c *conn) fail(closeCode int, code schemas.Code, msg string) {
 	c.closeWith(closeCode, schemas.Errorf(code, nil, "%s", msg), false)
 }
 
+// message returns err's text without its code prefix when it is a
+// *schemas.Error, for messages that carry their own code.
+func message(err error) string {
+	var se *schemas.Error
+	if errors.As(err, &se) && se.Msg != "" {
+		if se.Err != nil {
+			return se.Msg + ": " + se.Err.Error()
+		}
+		return se.Msg
+	}
+	return err.Error()
+}
+
 // closeWith starts closing, once: the writer sends the ErrorFrame (when err
 // is set) and the close frame; graceful waits for the batches in flight to
 // be answered first. The reader then waits closeWait for the client's close.
@@ -208,7 +221,7 @@ func (c *conn) closeWith(code int, err *schemas.Error, graceful bool) {
 		if code != schemas.CloseGoingAway {
 			lvl = slog.LevelInfo
 		}
-		c.log.Log(context.Background(), lvl, "gateway: closing connection", "doc", c.doc, "site", c.site, "close_code", code, "err", err)
+		c.log.Log(context.Background(), lvl, "gateway: closing connection", "close_code", code, "err", err)
 	}
 	_ = c.nc.SetReadDeadline(time.Now().Add(closeWait))
 }

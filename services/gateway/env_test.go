@@ -3,6 +3,8 @@ package gateway_test
 import (
 	"context"
 	"errors"
+	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -78,7 +80,8 @@ func (e *env) start() {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gw, err := gateway.New(gateway.Config{Log: l, NATS: nc, Sites: sites, Verifier: v, Limits: e.limits, Snapshots: e.snaps})
+	gw, err := gateway.New(gateway.Config{Log: l, NATS: nc, Sites: sites, Verifier: v, Limits: e.limits, Snapshots: e.snaps,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,9 +18,9 @@ func (c *conn) decodeMessage(data []byte, want schemas.FrameType, m schemas.Mess
 	_, body, _ := schemas.SplitFrame(data)
 	if err := m.UnmarshalBinary(body); err != nil {
 		if schemas.CodeOf(err) == schemas.CodeUnsupportedVersion {
-			c.fail(schemas.CloseUnsupportedVersion, schemas.CodeUnsupportedVersion, err.Error())
+			c.fail(schemas.CloseUnsupportedVersion, schemas.CodeUnsupportedVersion, message(err))
 		} else {
-			c.fail(schemas.CloseMalformed, schemas.CodeBadFrame, err.Error())
+			c.fail(schemas.CloseMalformed, schemas.CodeBadFrame, message(err))
 		}
 		return false
 	}
@@ -140,7 +140,7 @@ func (c *conn) handle(data []byte) {
 	}
 	t, _, err := schemas.SplitFrame(data)
 	if err != nil {
-		c.fail(schemas.CloseMalformed, schemas.CodeBadFrame, err.Error())
+		c.fail(schemas.CloseMalformed, schemas.CodeBadFrame, message(err))
 		return
 	}
 	c.g.metrics.frames.WithLabelValues(t.String()).Inc()
