@@ -18,6 +18,12 @@ const (
 	CodeBadOp Code = 1006
 	// CodeDocumentTooLarge: the document would exceed the configured size limit.
 	CodeDocumentTooLarge Code = 1007
+	// CodeBadQuery: a query parameter, path segment or cursor of an HTTP request is malformed or out of range.
+	CodeBadQuery Code = 1008
+	// CodeNotFound: no such HTTP route.
+	CodeNotFound Code = 1009
+	// CodeMethodNotAllowed: the HTTP route does not accept this method.
+	CodeMethodNotAllowed Code = 1010
 	// CodeWrongSequence: the document's last sequence is not the expected one.
 	CodeWrongSequence Code = 2001
 	// CodeDuplicate: the op is already in the log.
@@ -28,6 +34,8 @@ const (
 	CodeOutOfOrder Code = 2004
 	// CodeSiteMismatch: an op's site is not the connection's site.
 	CodeSiteMismatch Code = 2005
+	// CodeUnknownVersion: the sequence is not a version of this document, or the document had no version at that time.
+	CodeUnknownVersion Code = 2006
 	// CodeUnavailable: the event log cannot be reached or has no leader; the outcome of a write is unknown and it may be retried.
 	CodeUnavailable Code = 3001
 	// CodeRateLimited: the connection sent more than its rate limit allows.
@@ -55,11 +63,15 @@ var (
 	ErrBadFrame           = &Error{Code: CodeBadFrame}
 	ErrBadOp              = &Error{Code: CodeBadOp}
 	ErrDocumentTooLarge   = &Error{Code: CodeDocumentTooLarge}
+	ErrBadQuery           = &Error{Code: CodeBadQuery}
+	ErrNotFound           = &Error{Code: CodeNotFound}
+	ErrMethodNotAllowed   = &Error{Code: CodeMethodNotAllowed}
 	ErrWrongSequence      = &Error{Code: CodeWrongSequence}
 	ErrDuplicate          = &Error{Code: CodeDuplicate}
 	ErrUnknownDocument    = &Error{Code: CodeUnknownDocument}
 	ErrOutOfOrder         = &Error{Code: CodeOutOfOrder}
 	ErrSiteMismatch       = &Error{Code: CodeSiteMismatch}
+	ErrUnknownVersion     = &Error{Code: CodeUnknownVersion}
 	ErrUnavailable        = &Error{Code: CodeUnavailable}
 	ErrRateLimited        = &Error{Code: CodeRateLimited}
 	ErrGoingAway          = &Error{Code: CodeGoingAway}
@@ -81,11 +93,15 @@ var codeInfo = map[Code]struct {
 	CodeBadFrame:           {"bad_frame", "the WebSocket frame is not a well-formed message of the protocol, or not one expected now", 400},
 	CodeBadOp:              {"bad_op", "an op does not decode or is invalid", 400},
 	CodeDocumentTooLarge:   {"document_too_large", "the document would exceed the configured size limit", 413},
+	CodeBadQuery:           {"bad_query", "a query parameter, path segment or cursor of an HTTP request is malformed or out of range", 400},
+	CodeNotFound:           {"not_found", "no such HTTP route", 404},
+	CodeMethodNotAllowed:   {"method_not_allowed", "the HTTP route does not accept this method", 405},
 	CodeWrongSequence:      {"wrong_sequence", "the document's last sequence is not the expected one", 409},
 	CodeDuplicate:          {"duplicate", "the op is already in the log", 409},
 	CodeUnknownDocument:    {"unknown_document", "the document has no events", 404},
 	CodeOutOfOrder:         {"out_of_order", "an earlier op of the same site failed to append; resend from that op on, in order", 409},
 	CodeSiteMismatch:       {"site_mismatch", "an op's site is not the connection's site", 409},
+	CodeUnknownVersion:     {"unknown_version", "the sequence is not a version of this document, or the document had no version at that time", 404},
 	CodeUnavailable:        {"unavailable", "the event log cannot be reached or has no leader; the outcome of a write is unknown and it may be retried", 503},
 	CodeRateLimited:        {"rate_limited", "the connection sent more than its rate limit allows", 429},
 	CodeGoingAway:          {"going_away", "the server is shutting down; reconnect, to another replica if there is one", 503},
@@ -106,11 +122,15 @@ func Codes() []Code {
 		CodeBadFrame,
 		CodeBadOp,
 		CodeDocumentTooLarge,
+		CodeBadQuery,
+		CodeNotFound,
+		CodeMethodNotAllowed,
 		CodeWrongSequence,
 		CodeDuplicate,
 		CodeUnknownDocument,
 		CodeOutOfOrder,
 		CodeSiteMismatch,
+		CodeUnknownVersion,
 		CodeUnavailable,
 		CodeRateLimited,
 		CodeGoingAway,
