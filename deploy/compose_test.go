@@ -75,7 +75,7 @@ type composeService struct {
 		Condition string `json:"condition"`
 	} `json:"depends_on"`
 	Volumes []composeVolume `json:"volumes"`
-	Ports []struct {
+	Ports   []struct {
 		Target    int    `json:"target"`
 		Published string `json:"published"`
 		HostIP    string `json:"host_ip"`
@@ -104,7 +104,7 @@ func loadCompose(t *testing.T) composeConfig {
 		}
 		return out
 	}
-	run("config", "--quiet")                      // the default services alone
+	run("config", "--quiet")                        // the default services alone
 	run("--profile", "bridge", "config", "--quiet") // with the bridge
 	var c composeConfig
 	if err := json.Unmarshal(run("--profile", "bridge", "config", "--format", "json"), &c); err != nil {
@@ -277,10 +277,8 @@ func TestComposePalimpsestServices(t *testing.T) {
 					got = append(got, k)
 				}
 			}
-			slices.Sort(got)
-			wantEnv := slices.Sorted(slices.Values(want.Env))
-			if !slices.Equal(got, wantEnv) {
-				t.Errorf("PALIMPSEST_* variables %v, want %v (wiring_test.go)", got, wantEnv)
+			for _, p := range want.checkEnv(got) {
+				t.Errorf("environment: %s", p)
 			}
 			env := func(k string) string {
 				if v := s.Environment[k]; v != nil {
@@ -294,10 +292,10 @@ func TestComposePalimpsestServices(t *testing.T) {
 			if got := env(envLogFormat); got != "json" {
 				t.Errorf("%s=%q, want json", envLogFormat, got)
 			}
-			if got := env(envAddr); got != fmt.Sprintf(":%d", httpPort) {
-				t.Errorf("%s=%q, want :%d", envAddr, got, httpPort)
+			if got := env(want.AddrEnv); got != fmt.Sprintf(":%d", httpPort) {
+				t.Errorf("%s=%q, want :%d", want.AddrEnv, got, httpPort)
 			}
-			probe := []string{"CMD", "/palimpsest", "probe", fmt.Sprintf("http://127.0.0.1:%d/readyz", httpPort)}
+			probe := []string{"CMD", "/palimpsest", "probe", fmt.Sprintf("http://127.0.0.1:%d%s", httpPort, want.Ready)}
 			if s.Healthcheck == nil || !slices.Equal(s.Healthcheck.Test, probe) {
 				t.Errorf("health check %v, want %q", s.Healthcheck, probe)
 			}

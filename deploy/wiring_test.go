@@ -3,6 +3,7 @@ package deploy
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -13,43 +14,71 @@ import (
 // flags change, change them here first and the failing tests name every file to follow.
 
 // The environment variables the services read: each is its flag's name, upper-cased, with
-// the PALIMPSEST_ prefix (--nats is PALIMPSEST_NATS).
+// the PALIMPSEST_ prefix and '_' for '-' (--metrics-addr is PALIMPSEST_METRICS_ADDR).
 const (
-	envNATS      = "PALIMPSEST_NATS"       // NATS URLs, comma-separated
-	envAddr      = "PALIMPSEST_ADDR"       // host:port of the service's HTTP listener
-	envPostgres  = "PALIMPSEST_POSTGRES"   // PostgreSQL DSN (a secret: it holds the password)
-	envS3        = "PALIMPSEST_S3"         // S3 URL with credentials and bucket (a secret)
-	envRedis     = "PALIMPSEST_REDIS"      // Redis URL (a secret when it has a password)
-	envKafka     = "PALIMPSEST_KAFKA"      // Kafka seed brokers, comma-separated
-	envDynamoDB  = "PALIMPSEST_DYNAMODB"   // DynamoDB endpoint URL (empty: AWS's)
-	envLogFormat = "PALIMPSEST_LOG_FORMAT" // "json" in every deployment
+	envNATS        = "PALIMPSEST_NATS"         // NATS URLs, comma-separated
+	envAddr        = "PALIMPSEST_ADDR"         // host:port of the service's HTTP listener
+	envMetricsAddr = "PALIMPSEST_METRICS_ADDR" // host:port of the projector's /metrics
+	envData        = "PALIMPSEST_DATA"         // serve's directory (dev key; embedded stores)
+	envJWKSURL     = "PALIMPSEST_JWKS_URL"     // the identity provider's JWK Set (empty: dev key)
+	envPostgres    = "PALIMPSEST_POSTGRES"     // PostgreSQL URL (a secret: it holds the password)
+	envS3          = "PALIMPSEST_S3"           // http(s)://KEY:SECRET@host:port/bucket (a secret)
+	envRedis       = "PALIMPSEST_REDIS"        // redis://host:port/db (a secret when it has a password)
+	envKafka       = "PALIMPSEST_KAFKA"        // Kafka seed brokers, comma-separated
+	envDynamoDB    = "PALIMPSEST_DYNAMODB"     // DynamoDB endpoint URL (empty: AWS's)
+	envLogFormat   = "PALIMPSEST_LOG_FORMAT"   // "json" in every deployment
 )
 
+// secretEnv are the variables that carry credentials: Kubernetes takes them from Secrets
+// (secretKeyRef), never from a literal value.
+var secretEnv = []string{envPostgres, envS3, envRedis}
+
 // httpPort is the port every service's HTTP listener has in a container: the gateway's
-// WebSocket and editor, the read API, and everyone's /healthz, /readyz and /metrics.
+// WebSocket and editor, the read API, and everyone's probes and /metrics.
 const httpPort = 8080
 
 // service is one Palimpsest service as the deployment runs it.
 type service struct {
-	Name   string   // compose service, Kubernetes Deployment and Service
-	Args   []string // the subcommand: the container's command (compose) or args (Kubernetes)
-	Env    []string // the PALIMPSEST_* variables it is given
-	Public bool     // reachable from outside the cluster (Ingress); the others are internal
-	// Profile is the compose profile the service needs ("" = always on).
-	Profile string
+	Name string   // compose service, Kubernetes Deployment and Service
+	Args []string // the subcommand: the container's command (compose) or args (Kubernetes)
+	// AddrEnv names the variable of its HTTP listener, set to ":8080" everywhere.
+	AddrEnv string
+	// Ready and Live are the paths of its readiness and liveness probes.
+	Ready, Live string
+	Env         []string // PALIMPSEST_* variables every deployment gives it, besides AddrEnv
+	Optional    []string // PALIMPSEST_* variables a deployment may also give it
+	Public      bool     // reachable from outside (Ingress, published ports); the others are internal
+	Profile     string   // the compose profile it needs ("" = always on)
 }
 
 // services are the deployment's Palimpsest services. The gateway role is `serve` on an
-// external NATS cluster (there is no separate gateway subcommand).
+// external NATS cluster: there is no separate gateway subcommand. The projector serves only
+// /metrics (on --metrics-addr), so its probes ask /metrics.
 var services = []service{
-	{Name: "gateway", Args: []string{"serve"}, Public: true,
-		Env: []string{envNATS, envAddr, envLogFormat}},
-	{Name: "projector", Args: []string{"projector"},
-		Env: []string{envNATS, envAddr, envLogFormat, envPostgres, envS3, envRedis}},
-	{Name: "read", Args: []string{"read"}, Public: true,
-		Env: []string{envNATS, envAddr, envLogFormat, envPostgres, envS3, envRedis}},
-	{Name: "bridge", Args: []string{"bridge", "run"}, Profile: "bridge",
-		Env: []string{envNATS, envAddr, envLogFormat, envKafka, envDynamoDB}},
+	{Name: "gateway", Args: []string{"serve"}, AddrEnv: envAddr, Ready: "/readyz", Live: "/healthz", Public: true,
+		Env: []string{envNATS, envLogFormat}, Optional: []string{envJWKSURL, envData}},
+	{Name: "projector", Args: []string{"projector"}, AddrEnv: envMetricsAddr, Ready: "/metrics", Live: "/metrics",
+		Env: []string{envNATS, envLogFormat, envPostgres, envS3, envRedis}},
+	{Name: "read", Args: []string{"read"}, AddrEnv: envAddr, Ready: "/readyz", Live: "/healthz", Public: true,
+		Env: []string{envNATS, envLogFormat, envPostgres, envS3, envRedis}, Optional: []string{envJWKSURL}},
+	{Name: "bridge", Args: []string{"bridge", "run"}, AddrEnv: envAddr, Ready: "/readyz", Live: "/healthz", Profile: "bridge",
+		Env: []string{envNATS, envLogFormat, envKafka, envDynamoDB}},
+}
+
+// checkEnv reports what is wrong with the PALIMPSEST_* variables a deployment gives s.
+func (s service) checkEnv(got []string) []string {
+	var problems []string
+	for _, want := range append([]string{s.AddrEnv}, s.Env...) {
+		if !slices.Contains(got, want) {
+			problems = append(problems, "missing "+want)
+		}
+	}
+	for _, g := range got {
+		if strings.HasPrefix(g, "PALIMPSEST_") && g != s.AddrEnv && !slices.Contains(s.Env, g) && !slices.Contains(s.Optional, g) {
+			problems = append(problems, "unexpected "+g+" (not in wiring_test.go)")
+		}
+	}
+	return problems
 }
 
 // natsNodes is the size of the NATS cluster in every deployment (R3 streams).
