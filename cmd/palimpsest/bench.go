@@ -19,8 +19,15 @@ func newBenchCmd() *cobra.Command {
 		Short: "Benchmarks",
 	}
 	bench.AddCommand(newBenchCRDTCmd())
+	for _, sub := range benchSubcommands {
+		bench.AddCommand(sub())
+	}
 	return bench
 }
+
+// benchSubcommands holds the constructors of bench's other subcommands; each adds its own in an
+// init function of its file, like the top-level subcommands.
+var benchSubcommands []func() *cobra.Command
 
 type benchConfig struct {
 	trace string // substring of the trace names to run; empty runs all

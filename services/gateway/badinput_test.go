@@ -149,7 +149,9 @@ func TestBadInputs(t *testing.T) {
 	helloOf := func(tok string, site uint32, pending ...[]byte) []byte {
 		return frameOf(t, schemas.FrameHello, &schemas.Hello{Token: tok, Doc: doc, Site: site, Batch: 1, Pending: pending})
 	}
-	submit := func(ops ...[]byte) []byte { return frameOf(t, schemas.FrameSubmit, &schemas.Submit{Batch: 2, Ops: ops}) }
+	submit := func(ops ...[]byte) []byte {
+		return frameOf(t, schemas.FrameSubmit, &schemas.Submit{Batch: 2, Ops: ops})
+	}
 	v1 := []string{schemas.Subprotocol}
 	expired := e.iss.Claims("eve", "", writeAll(), time.Hour)
 	expired["exp"] = time.Now().Add(-time.Minute).Unix()
@@ -172,8 +174,9 @@ func TestBadInputs(t *testing.T) {
 		query     string
 		protocols []string
 		header    http.Header
-		hello     []byte // nil: no Hello at all
-		open      bool   // Hello must succeed before steps
+		hello     []byte        // nil: no Hello at all
+		helloFn   func() []byte // builds the Hello when the case runs (short-lived tokens)
+		open      bool          // Hello must succeed before steps
 		steps     []step
 		want      outcome
 	}{
@@ -248,7 +251,7 @@ func TestBadInputs(t *testing.T) {
 				}
 			}}, want: outcome{close: schemas.CloseRateLimited, code: schemas.CodeRateLimited}},
 		{name: "no hello in time", protocols: v1, want: outcome{close: schemas.CloseMalformed, code: schemas.CodeBadFrame}},
-		{name: "token expires mid-connection", protocols: v1, hello: helloOf(e.token("eve", writeAll(), 2*time.Second), 122), open: true,
+		{name: "token expires mid-connection", protocols: v1, helloFn: func() []byte { return helloOf(e.token("eve", writeAll(), 2*time.Second), 122) }, open: true,
 			want: outcome{close: schemas.CloseAuthExpired, code: schemas.CodeAuthExpired}},
 	}
 	// eve owns her sites; olga's site is olga's.
@@ -261,6 +264,9 @@ func TestBadInputs(t *testing.T) {
 				got = outcome{http: status}
 			} else {
 				r.t = t
+				if tc.helloFn != nil {
+					tc.hello = tc.helloFn()
+				}
 				if tc.hello != nil {
 					r.send(tc.hello)
 				}

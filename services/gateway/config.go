@@ -54,7 +54,8 @@ type Limits struct {
 	// MaxFrameBytes bounds one WebSocket message (CloseTooLarge). Default 1 MiB.
 	MaxFrameBytes int
 	// MaxOpsPerBatch bounds the ops of one Submit or Hello (Nack too_large).
-	// Default 256; at most the log's MaxBatch.
+	// Default 256. A batch larger than the log's MaxBatch is appended in
+	// several log batches and acknowledged when all are.
 	MaxOpsPerBatch int
 	// MaxOpBytes bounds one encoded op (Nack too_large). Default 64 KiB.
 	MaxOpBytes int
@@ -131,9 +132,6 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if l.WriteTimeout <= 0 {
 		l.WriteTimeout = 10 * time.Second
-	}
-	if mb := c.Log.Config().MaxBatch; l.MaxOpsPerBatch > mb {
-		l.MaxOpsPerBatch = mb
 	}
 	return c, nil
 }

@@ -64,8 +64,8 @@ type conn struct {
 
 type pendingAck struct {
 	batch uint64
-	fut   *eventlog.Future
-	err   *schemas.Error // set: a Nack without an append
+	futs  []*eventlog.Future // the batch's log appends, in order
+	err   *schemas.Error     // set: a Nack without an append
 	start time.Time
 }
 
@@ -479,7 +479,15 @@ func (c *conn) ackLoop() {
 		t := schemas.FrameAck
 		nerr := a.err
 		if nerr == nil {
-			res, err := a.fut.Result()
+			var res []eventlog.Appended
+			var err error
+			for _, f := range a.futs {
+				r, ferr := f.Result()
+				if ferr != nil && err == nil {
+					err = ferr
+				}
+				res = append(res, r...)
+			}
 			c.g.metrics.appendSeconds.Observe(time.Since(a.start).Seconds())
 			if err != nil {
 				var se *schemas.Error

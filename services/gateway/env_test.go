@@ -36,12 +36,12 @@ type env struct {
 	natsPort int
 	addr     string
 
-	mu    sync.Mutex
-	srv   *eventlog.Server
-	nc    *nats.Conn
-	log   *eventlog.Log
-	gw    *gateway.Gateway
-	hs    *http.Server
+	mu     sync.Mutex
+	srv    *eventlog.Server
+	nc     *nats.Conn
+	log    *eventlog.Log
+	gw     *gateway.Gateway
+	hs     *http.Server
 	served chan struct{}
 }
 
