@@ -19,7 +19,8 @@ type Config struct {
 	// fixed when the stream is created: Open refuses to change it. Default 16.
 	Partitions int
 	// Replicas is the stream's and the marks bucket's replication factor:
-	// 1 on a single server, 3 in a cluster. Default 1.
+	// 1 on a single server, 3 in a cluster. Default: 3 when the server Open
+	// is connected to is part of a cluster, else 1.
 	Replicas int
 	// DuplicateWindow is how long JetStream remembers a Nats-Msg-Id. Ops
 	// resent after it are still caught by the per-document marks (see

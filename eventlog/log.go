@@ -86,6 +86,9 @@ func Connect(ctx context.Context, url string, cfg Config, opts ...nats.Option) (
 // it is not yet while a cluster elects its leaders. It refuses to change the
 // partition count of an existing stream. The caller keeps ownership of nc.
 func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Log, error) {
+	if cfg.Replicas == 0 && nc.ConnectedClusterName() != "" {
+		cfg.Replicas = 3 // ADR 0002: R3 in a cluster
+	}
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
