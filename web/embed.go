@@ -47,7 +47,19 @@ func Dist() fs.FS {
 // Security Policy that allows only this origin's scripts, WebAssembly and
 // WebSocket.
 func Handler() http.Handler {
-	return &handler{files: Dist(), cache: map[string]*asset{}}
+	h := &handler{files: Dist(), cache: map[string]*asset{}}
+	go h.warm()
+	return h
+}
+
+// warm loads and compresses every file ahead of the first request.
+func (h *handler) warm() {
+	_ = fs.WalkDir(h.files, ".", func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			h.load(p)
+		}
+		return nil
+	})
 }
 
 type handler struct {
@@ -73,7 +85,6 @@ func (h *handler) load(name string) *asset {
 	}
 	b, err := fs.ReadFile(h.files, name)
 	if err != nil {
-		h.cache[name] = nil
 		return nil
 	}
 	sum := sha256.Sum256(b)
@@ -94,7 +105,7 @@ func (h *handler) load(name string) *asset {
 	}
 	if compressible(a.ctype) && len(b) > 512 {
 		var buf bytes.Buffer
-		zw, _ := gzip.NewWriterLevel(&buf, gzip.BestCompression)
+		zw, _ := gzip.NewWriterLevel(&buf, gzip.DefaultCompression)
 		_, _ = zw.Write(b)
 		_ = zw.Close()
 		if buf.Len() < len(b) {

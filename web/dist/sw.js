@@ -2,11 +2,11 @@
 // (the list and version are written in by scripts/build.mjs) and serves it
 // cache-first; a navigation falls back to the cached page. API calls and the
 // WebSocket always go to the network.
-const VERSION = 'a374adfb7d49fb94'
+const VERSION = '45055524263e97dc'
 const PRECACHE = [
  "/",
  "/assets/index-BsYnQq4X.css",
- "/assets/index-S8vtygt_.js",
+ "/assets/index-CnGTsU7d.js",
  "/palimpsest.wasm",
  "/wasm_exec.js"
 ]

@@ -5,7 +5,7 @@
 // selections are decorations in their colour, with their name.
 
 import { Annotation, EditorState, StateEffect, StateField, Transaction, type Extension } from '@codemirror/state'
-import { Decoration, EditorView, WidgetType, keymap, type DecorationSet } from '@codemirror/view'
+import { Decoration, EditorView, WidgetType, drawSelection, keymap, type DecorationSet } from '@codemirror/view'
 import { defaultKeymap, history, historyKeymap } from '@codemirror/commands'
 import type { Change } from './core'
 import type { Peer, Session } from './session'
@@ -21,7 +21,7 @@ function chunks(s: string, n: number): string[] {
 /** remote marks transactions that apply other replicas' changes. */
 export const remote = Annotation.define<boolean>()
 
-interface Cursor { from: number; to: number; head: number; name: string; color: string }
+interface Cursor { from: number; to: number; head: number; name: string; color: string; bg: string }
 
 const setPeers = StateEffect.define<Cursor[]>()
 
@@ -50,7 +50,7 @@ const peerField = StateField.define<DecorationSet>({
       if (!e.is(setPeers)) continue
       const ranges = []
       for (const c of e.value) {
-        if (c.to > c.from) ranges.push(Decoration.mark({ class: 'cm-peer-selection', attributes: { style: `background-color: ${c.color}33` } }).range(c.from, c.to))
+        if (c.to > c.from) ranges.push(Decoration.mark({ class: 'cm-peer-selection', attributes: { style: `background-color: ${c.bg}` } }).range(c.from, c.to))
         ranges.push(Decoration.widget({ widget: new CaretWidget(c.name, c.color), side: 1 }).range(c.head))
       }
       deco = Decoration.set(ranges, true)
@@ -60,11 +60,11 @@ const peerField = StateField.define<DecorationSet>({
   provide: (f) => EditorView.decorations.from(f),
 })
 
-/** colorOf gives a user a stable colour. */
-export function colorOf(user: string): string {
+/** colorOf gives a user a stable colour, with alpha when given. */
+export function colorOf(user: string, alpha = 1): string {
   let h = 2166136261
   for (let i = 0; i < user.length; i++) h = Math.imul(h ^ user.charCodeAt(i), 16777619)
-  return `hsl(${(h >>> 0) % 360}, 70%, 42%)`
+  return `hsla(${(h >>> 0) % 360}, 70%, 42%, ${alpha})`
 }
 
 export class Binding {
@@ -75,6 +75,7 @@ export class Binding {
     this.astral = hasAstral(text)
     const ext: Extension[] = [
       history(),
+      drawSelection({ cursorBlinkRate: 0 }),
       keymap.of([...defaultKeymap, ...historyKeymap]),
       EditorView.lineWrapping,
       peerField,
@@ -139,7 +140,7 @@ export class Binding {
       p.lastHead = this.session.position(p.head, p.lastHead)
       const a = cpToUtf16(d, p.lastAnchor, this.astral)
       const h = cpToUtf16(d, p.lastHead, this.astral)
-      cursors.push({ from: Math.min(a, h), to: Math.max(a, h), head: h, name: p.name, color: colorOf(p.user) })
+      cursors.push({ from: Math.min(a, h), to: Math.max(a, h), head: h, name: p.name, color: colorOf(p.user), bg: colorOf(p.user, 0.25) })
     }
     this.view.dispatch({ effects: setPeers.of(cursors) })
   }

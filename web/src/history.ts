@@ -96,7 +96,7 @@ export class History {
       const e = document.createElement('span')
       e.textContent = s.text
       e.dataset.author = s.author
-      e.style.backgroundColor = `${colorOf(s.author).replace('42%)', '42%, 0.22)').replace('hsl(', 'hsla(')}`
+      e.style.backgroundColor = colorOf(s.author, 0.22)
       e.title = s.author
       return e
     }))
@@ -114,17 +114,8 @@ export class History {
   /** blame returns who inserted each run of the text at version. */
   private async blame(version: number, text: string): Promise<Span[]> {
     try {
-      const b = await getJSON<{ spans?: Array<{ author: string; text?: string; length?: number }> }>(`${this.base()}/blame?at=${version}`)
-      if (b.spans) {
-        const cps = Array.from(text)
-        let at = 0
-        return b.spans.map((s) => {
-          const n = s.length ?? Array.from(s.text ?? '').length
-          const t = s.text ?? cps.slice(at, at + n).join('')
-          at += n
-          return { author: s.author, text: t }
-        })
-      }
+      const b = await getJSON<{ runs?: Array<{ author: string; text: string }> }>(`${this.base()}/blame?at=${version}`)
+      if (b.runs) return b.runs.map((r) => ({ author: r.author, text: r.text }))
     } catch { /* no blame API: fall back below */ }
     return this.localBlame(version, text)
   }

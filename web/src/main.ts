@@ -25,7 +25,9 @@ interface App {
   me?: Me
   text(): string
   serviceWorker: Promise<boolean>
+  /** From the script's start to the editor's first render, and to the core's start. */
   firstLoadMs?: number
+  coreMs?: number
 }
 
 const app: App = {
@@ -131,7 +133,8 @@ async function renderList(store: Store, current: string | null): Promise<void> {
   }))
 }
 
-async function openDoc(core: Core, store: Store, doc: string, me: Me): Promise<void> {
+/** openDoc shows doc in the editor; the function it returns closes it again. */
+async function openDoc(core: Core, store: Store, doc: string, me: Me): Promise<() => void> {
   const { slot, release } = await claimSlot(doc, me.subject)
   const proto = location.protocol === 'https:' ? 'wss:' : 'ws:'
   let binding: Binding | undefined
@@ -148,8 +151,14 @@ async function openDoc(core: Core, store: Store, doc: string, me: Me): Promise<v
   app.binding = binding
   app.history = new History(session, binding, doc)
   $('doc-title').replaceChildren(Object.assign(document.createElement('strong'), { textContent: doc }), historyButton())
-  addEventListener('hashchange', () => { session.close(); release(); location.reload() }, { once: true })
   binding.view.focus()
+  return () => {
+    session.close()
+    binding?.destroy()
+    release()
+    $('history').hidden = true
+    app.session = app.binding = app.history = undefined
+  }
 }
 
 function historyButton(): HTMLButtonElement {
@@ -163,24 +172,33 @@ function historyButton(): HTMLButtonElement {
 async function main(): Promise<void> {
   const t0 = performance.now()
   const [core, store] = await Promise.all([loadCore(), Store.open()])
+  app.coreMs = performance.now() - t0
   app.core = core
   let me = await whoami()
   if (me === null) me = await showLogin()
   if (me === 'offline') me = await showLogin('offline and never logged in on this browser')
   app.me = me
   $('user').textContent = me.name || me.subject
-  const doc = currentDoc()
-  await renderList(store, doc)
   $('open-form').onsubmit = (e) => {
     e.preventDefault()
     location.hash = `#/d/${($('open-doc') as HTMLInputElement).value}`
   }
-  if (doc) await openDoc(core, store, doc, me)
-  else {
-    addEventListener('hashchange', () => location.reload(), { once: true })
-    setStatus('connected', 0, '')
-    $('editor').textContent = 'Open a document on the left, or type a new id.'
+  let close: (() => void) | undefined
+  const route = async () => {
+    close?.()
+    close = undefined
+    $('editor').replaceChildren()
+    $('doc-title').replaceChildren()
+    const doc = currentDoc()
+    await renderList(store, doc)
+    if (doc) close = await openDoc(core, store, doc, me as Me)
+    else {
+      setStatus('connected', 0, '')
+      $('editor').textContent = 'Open a document on the left, or type a new id.'
+    }
   }
+  addEventListener('hashchange', () => { app.ready = route() })
+  await route()
   app.firstLoadMs = performance.now() - t0
 }
 

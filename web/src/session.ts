@@ -86,6 +86,9 @@ export class Session {
     return this.doc.text()
   }
 
+  /** unsavedCount is how many local ops are not in IndexedDB yet (a write is under way). */
+  unsavedCount(): number { return this.unsaved.length }
+
   /** pendingCount is how many local ops the server has not acknowledged yet. */
   pendingCount(): number { return this.pending.length + this.unsaved.length }
 

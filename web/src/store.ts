@@ -64,9 +64,13 @@ export class Store {
     return rows.map((r) => ({ counter: r.counter, raw: r.raw }))
   }
 
-  /** addPending durably stores ops before they are sent. */
+  /**
+   * addPending stores ops before they are sent. Relaxed durability: the commit survives the tab
+   * closing or crashing (the browser process writes it) but may not survive the machine losing
+   * power; it commits in about a millisecond, so a keystroke just before a close is kept.
+   */
   async addPending(doc: string, site: number, ops: PendingOp[]): Promise<void> {
-    const tx = this.db.transaction('pending', 'readwrite', { durability: 'strict' })
+    const tx = this.db.transaction('pending', 'readwrite', { durability: 'relaxed' })
     const st = tx.objectStore('pending')
     for (const op of ops) st.put({ doc, site, counter: op.counter, raw: op.raw })
     await done(tx)
@@ -78,7 +82,7 @@ export class Store {
    * snapshot never holds a local op that is neither pending here nor in the server's log.
    */
   async save(r: Replica, acked: number[] = [], unsaved: PendingOp[] = []): Promise<void> {
-    const tx = this.db.transaction(['replicas', 'pending'], 'readwrite', { durability: 'strict' })
+    const tx = this.db.transaction(['replicas', 'pending'], 'readwrite', { durability: 'relaxed' })
     tx.objectStore('replicas').put(r)
     const st = tx.objectStore('pending')
     for (const op of unsaved) st.put({ doc: r.doc, site: r.site, counter: op.counter, raw: op.raw })
