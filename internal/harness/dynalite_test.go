@@ -34,6 +34,11 @@ func TestDynaliteKeepsItemsAcrossKillAndRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// dynalite creates tables asynchronously even with --createTableMs 0.
+	if err := dynamodb.NewTableExistsWaiter(db).Wait(ctx, &dynamodb.DescribeTableInput{TableName: aws.String("items")}, time.Minute,
+		func(o *dynamodb.TableExistsWaiterOptions) { o.MinDelay, o.MaxDelay = 20*time.Millisecond, time.Second }); err != nil {
+		t.Fatal(err)
+	}
 	put := func(k string) error {
 		_, err := db.PutItem(ctx, &dynamodb.PutItemInput{
 			TableName:           aws.String("items"),
