@@ -14,6 +14,8 @@
 #               and linked as a Docker CLI plugin; the tests validate compose.yaml with it.
 #   dynalite    npm package (DynamoDB-compatible, Node.js), pinned below, installed into
 #               PALIMPSEST_NODE_DIR, default ${XDG_CACHE_HOME:-$HOME/.cache}/palimpsest/node.
+#   chromium    Debian package chromium (/usr/bin/chromium), for the browser editor's tests.
+#   web         web/node_modules by npm ci from web/package-lock.json, when missing or stale.
 #
 # apt-get update runs only when a package is missing. Needs root (or sudo) for apt-get
 # and useradd; without them it says what to install and fails.
@@ -155,6 +157,36 @@ if [ ! -e "$plugin_dir/docker-compose" ] || [ -L "$plugin_dir/docker-compose" ];
 	say "docker-compose: CLI plugin linked ($plugin_dir/docker-compose)"
 else
 	say "docker-compose: CLI plugin already at $plugin_dir/docker-compose, left alone"
+fi
+
+# The browser editor's tests (web/e2e_test.go): Debian's Chromium, driven by Playwright
+# (playwright-core, no browser download), and web/node_modules from the committed lockfile.
+# npm ci runs when node_modules is missing or was installed from another package-lock.json.
+if [ -x /usr/bin/chromium ]; then
+	say "chromium: ok (/usr/bin/chromium)"
+else
+	command -v apt-get >/dev/null 2>&1 || { say "no /usr/bin/chromium and no apt-get: install Chromium" >&2; exit 1; }
+	say "chromium: installing with apt-get"
+	as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+	say "chromium: installed"
+fi
+web_dir=$(cd "$(dirname "$0")/../web" && pwd)
+web_stamp=$web_dir/node_modules/.palimpsest-lock.sha256
+web_lock=$(sha256sum "$web_dir/package-lock.json" | cut -d' ' -f1)
+if [ -d "$web_dir/node_modules" ] && [ "$(cat "$web_stamp" 2>/dev/null)" = "$web_lock" ]; then
+	say "web/node_modules: ok"
+else
+	command -v npm >/dev/null 2>&1 || { say "npm not found: install Node.js 20.19 or later for web/" >&2; exit 1; }
+	say "web/node_modules: npm ci"
+	# A registry mirror without the other platforms' optional packages (rollup's, esbuild's)
+	# makes npm ci refuse the lockfile as out of sync; npm install --no-save then installs
+	# the same locked versions and leaves package-lock.json alone.
+	(cd "$web_dir" && { npm ci --no-audit --no-fund --loglevel=silent >/dev/null 2>&1 ||
+		{ say "web/node_modules: npm ci refused the lockfile, installing it with npm install --no-save" &&
+			npm install --no-save --no-audit --no-fund --loglevel=error >/dev/null; }; })
+	printf '%s\n' "$web_lock" >"$web_stamp"
+	say "web/node_modules: installed"
 fi
 
 say "done in $((SECONDS - start))s"
