@@ -2,10 +2,13 @@ package client
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -174,9 +177,8 @@ func (c *Client) session() (welcomed bool, err error) {
 			}
 			welcomed = true
 			if w.Expires > 0 {
-				exp := time.Unix(0, w.Expires)
 				select {
-				case refresh <- exp.Add(-min(30*time.Second, time.Until(exp)/3)):
+				case refresh <- renewAt(time.Unix(0, w.Expires)):
 				default:
 				}
 			}
@@ -399,7 +401,11 @@ func (c *Client) writeLoop(ctx context.Context, ws *websocket.Conn, refresh <-ch
 			tok, err := c.cfg.Token(ctx)
 			if err != nil {
 				c.log.Warn("client: refresh token", "err", err)
+				renew = time.After(time.Second)
 				continue
+			}
+			if exp, ok := tokenExpiry(tok); ok {
+				renew = time.After(time.Until(renewAt(exp)))
 			}
 			b, err := schemas.AppendFrame(nil, schemas.FrameAuth, &schemas.Auth{Token: tok})
 			if err != nil {
@@ -410,4 +416,30 @@ func (c *Client) writeLoop(ctx context.Context, ws *websocket.Conn, refresh <-ch
 			}
 		}
 	}
+}
+
+// renewAt is when to send a fresh token for one expiring at exp: a third of
+// the time left before it, at most 30 s before.
+func renewAt(exp time.Time) time.Time {
+	return exp.Add(-min(30*time.Second, time.Until(exp)/3))
+}
+
+// tokenExpiry reads the exp claim of a JWT without verifying it (the server
+// does): the client only needs to know when to fetch the next one.
+func tokenExpiry(tok string) (time.Time, bool) {
+	parts := strings.Split(tok, ".")
+	if len(parts) != 3 {
+		return time.Time{}, false
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return time.Time{}, false
+	}
+	var claims struct {
+		Exp float64 `json:"exp"`
+	}
+	if json.Unmarshal(payload, &claims) != nil || claims.Exp <= 0 {
+		return time.Time{}, false
+	}
+	return time.Unix(int64(claims.Exp), 0), true
 }

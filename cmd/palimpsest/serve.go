@@ -36,14 +36,14 @@ func init() { subcommands = append(subcommands, newServeCmd) }
 // serveConfig is everything `serve` can be told; every zero value works.
 type serveConfig struct {
 	addr, data, natsURL, natsListen string
-	jwksFile, jwksURL, publicKey     string
-	issuer, audience, devHS256       string
-	origins                          []string
-	logFormat, logLevel              string
-	drainTimeout, devTokenTTL        time.Duration
-	pprof                            bool
-	partitions, logMaxBatch          int
-	limits                           gateway.Limits
+	jwksFile, jwksURL, publicKey    string
+	issuer, audience, devHS256      string
+	origins                         []string
+	logFormat, logLevel             string
+	drainTimeout, devTokenTTL       time.Duration
+	pprof                           bool
+	partitions, logMaxBatch         int
+	limits                          gateway.Limits
 	// ready, when set, is called with the listening address and the dev
 	// token (empty with a real identity provider) once serving.
 	ready func(addr, devToken string)
@@ -108,7 +108,7 @@ acknowledged op is lost), close every client with 1001 so it reconnects, then ex
 	f.IntVar(&l.OpsBurst, "rate-ops-burst", 0, "op burst per connection (default 2000)")
 	f.Float64Var(&l.FramesPerSecond, "rate-frames", 0, "frames per second per connection (default 100)")
 	f.IntVar(&l.FramesBurst, "rate-frames-burst", 0, "frame burst per connection (default 400)")
-	f.IntVar(&l.SendQueue, "send-queue", 0, "frames queued for a slow client before it is dropped (default 1024)")
+	f.IntVar(&l.SendQueue, "send-queue", 0, "frames queued for a slow client before it is dropped (default 4096)")
 	return cmd
 }
 

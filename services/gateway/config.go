@@ -71,7 +71,8 @@ type Limits struct {
 	FramesPerSecond float64
 	FramesBurst     int
 	// SendQueue is how many frames may wait for a slow client before it is
-	// dropped (CloseTooSlow). Default 1024.
+	// dropped (CloseTooSlow). Default 4096: more than a client's own batches
+	// in flight echo at once.
 	SendQueue int
 	// MaxInflight is how many batches of a connection may wait for the log;
 	// the reader stops reading while that many are pending. Default 32.
@@ -112,7 +113,7 @@ func (c Config) withDefaults() (Config, error) {
 	def(&l.MaxOpBytes, 64<<10)
 	def(&l.OpsBurst, 2000)
 	def(&l.FramesBurst, 400)
-	def(&l.SendQueue, 1024)
+	def(&l.SendQueue, 4096)
 	def(&l.MaxInflight, 32)
 	def(&l.RingSize, 1024)
 	if l.MaxDocumentChars <= 0 {

@@ -224,6 +224,10 @@ func (c *conn) closeWith(code int, err *schemas.Error, graceful bool) {
 		c.log.Log(context.Background(), lvl, "gateway: closing connection", "close_code", code, "err", err)
 	}
 	_ = c.nc.SetReadDeadline(time.Now().Add(closeWait))
+	if !graceful {
+		// Unblock a write stuck on a client that does not read.
+		_ = c.nc.SetWriteDeadline(time.Now().Add(closeWait))
+	}
 }
 
 func (c *conn) isClosing() bool {
@@ -389,8 +393,9 @@ func (c *conn) writeLoop() {
 	ping := time.NewTicker(lim.PingInterval)
 	defer ping.Stop()
 	buf := make([]byte, 0, 4096)
+	timeout := lim.WriteTimeout
 	write := func(b []byte) bool {
-		_ = c.nc.SetWriteDeadline(time.Now().Add(lim.WriteTimeout))
+		_ = c.nc.SetWriteDeadline(time.Now().Add(timeout))
 		if _, err := c.nc.Write(b); err != nil {
 			c.closeWith(schemas.CloseInternal, nil, false)
 			_ = c.nc.Close()
@@ -428,6 +433,9 @@ func (c *conn) writeLoop() {
 			c.mu.Lock()
 			code, cerr, graceful := c.closeCode, c.closeErr, c.graceful
 			c.mu.Unlock()
+			if !graceful {
+				timeout = closeWait // A client that does not read gets no longer.
+			}
 			if graceful {
 				// Answer every batch in flight before saying goodbye.
 				idle := make(chan struct{})

@@ -32,6 +32,7 @@ type env struct {
 	limits gateway.Limits
 	iss    *auth.Issuer
 	snaps  gateway.SnapshotSource
+	sndbuf int // when set, the socket send buffer of every accepted connection
 
 	natsPort int
 	addr     string
@@ -97,6 +98,9 @@ func (e *env) start() {
 		t.Fatal(err)
 	}
 	e.addr = ln.Addr().String()
+	if e.sndbuf > 0 {
+		ln = smallBufListener{ln.(*net.TCPListener), e.sndbuf}
+	}
 	mux := http.NewServeMux()
 	mux.Handle("/v1/ws", gw)
 	hs := &http.Server{Handler: mux}
@@ -213,4 +217,20 @@ func ctxTimeout(t *testing.T, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
 	return ctx
+}
+
+// smallBufListener shrinks the send buffer of accepted connections, so a
+// client that stops reading fills it after a few frames.
+type smallBufListener struct {
+	*net.TCPListener
+	size int
+}
+
+func (l smallBufListener) Accept() (net.Conn, error) {
+	c, err := l.TCPListener.AcceptTCP()
+	if err != nil {
+		return nil, err
+	}
+	_ = c.SetWriteBuffer(l.size)
+	return c, nil
 }
