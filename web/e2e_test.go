@@ -22,6 +22,8 @@ import (
 
 	"github.com/palimpsest-editor/palimpsest/crdt"
 	"github.com/palimpsest-editor/palimpsest/eventlog"
+	"github.com/palimpsest-editor/palimpsest/projections/kvstate"
+	"github.com/palimpsest-editor/palimpsest/services/read"
 	"github.com/palimpsest-editor/palimpsest/services/auth"
 	"github.com/palimpsest-editor/palimpsest/web"
 )
@@ -167,7 +169,7 @@ func startServe(t *testing.T) *served {
 	t.Cleanup(func() { _ = l.Close() })
 	s := &served{url: "http://" + addr, key: key, log: l}
 	if !servesEditor(s.url) {
-		s.url = front(t, addr, key)
+		s.url = front(t, addr, key, l)
 		t.Logf("serve does not mount web.Handler yet: the editor is served by the test in front of it at %s", s.url)
 	}
 	return s
@@ -185,8 +187,10 @@ func servesEditor(base string) bool {
 }
 
 // front serves the editor and the session endpoint, and proxies the rest
-// (the WebSocket, the read API) to serve at addr.
-func front(t *testing.T, addr string, key *auth.DevKey) string {
+// (the WebSocket, the read API) to serve at addr. When serve has no read API
+// either, front serves one on the log l (history, time travel and blame read
+// the log).
+func front(t *testing.T, addr string, key *auth.DevKey, l *eventlog.Log) string {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	v, err := auth.NewVerifier(ctx, auth.Config{Keys: []auth.Key{key.VerifierKey()}})
@@ -199,6 +203,25 @@ func front(t *testing.T, addr string, key *auth.DevKey) string {
 	mux.Handle("/", web.Handler())
 	mux.Handle("/v1/session", web.SessionHandler(verifyWith(v)))
 	mux.Handle("/v1/", proxy)
+	if r, err := http.Get("http://" + addr + "/v1/documents/probe/history"); err == nil {
+		r.Body.Close()
+		if r.StatusCode == http.StatusNotFound && !strings.Contains(r.Header.Get("Content-Type"), "json") {
+			kv, err := kvstate.Open(ctx, l)
+			if err != nil {
+				t.Fatal(err)
+			}
+			svc, err := read.New(read.Config{Log: l, State: kv})
+			if err != nil {
+				t.Fatal(err)
+			}
+			h, err := svc.Handler(read.HTTPConfig{Verifier: v})
+			if err != nil {
+				t.Fatal(err)
+			}
+			mux.Handle("/v1/documents/", h)
+			t.Log("serve has no read API yet: the test serves services/read on serve's log")
+		}
+	}
 	hs := httptest.NewServer(mux)
 	t.Cleanup(hs.Close)
 	return hs.URL

@@ -89,7 +89,7 @@ export class History {
     if (my !== this.seq) return
     this.shown = version
     this.shownText = text
-    $('history-label').textContent = v ? `version ${version} of ${this.versions.length}: ${v.author}, ${new Date(v.time).toLocaleString()}${v.summary ? ` — ${v.summary}` : ''}` : 'before the first version'
+    $('history-label').textContent = v ? `version ${i} of ${this.versions.length} (sequence ${version}): ${v.author}, ${new Date(v.time).toLocaleString()}${v.summary ? ` — ${v.summary}` : ''}` : 'before the first version'
     const pre = $('history-text')
     pre.dataset.version = String(version)
     pre.replaceChildren(...spans.map((s) => {
