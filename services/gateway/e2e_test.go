@@ -145,3 +145,54 @@ func waitFor(t *testing.T, ctx interface {
 		}
 	}
 }
+
+// Pending ops kept in a Store outlive the client process: a new client
+// restores them, refuses edits until it has caught up (it cannot know its
+// site's next counter before), then sends them; each lands once.
+func TestStoreRestoresPendingOps(t *testing.T) {
+	e := newEnv(t, gateway.Limits{})
+	const doc = "restore"
+	ctx := ctxTimeout(t, 60*time.Second)
+	store := &client.MemoryStore{}
+	a := e.client(doc, "ada", client.Config{Store: store})
+	if _, err := a.Insert(0, "online "); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.WaitSynced(ctx); err != nil {
+		t.Fatal(err)
+	}
+	e.stop()
+	waitFor(t, ctx, "a offline", func() bool { return !a.Connected() })
+	dots := typeRandomly(t, a, rand.New(rand.NewPCG(9, 9)), 100)
+	a.Close() // The process ends with 100 ops pending.
+
+	a2 := e.client(doc, "ada", client.Config{Store: store})
+	if a2.Site() != a.Site() || a2.Pending() != 100 {
+		t.Fatalf("restored site %d (was %d) with %d pending ops", a2.Site(), a.Site(), a2.Pending())
+	}
+	if _, err := a2.Insert(0, "too early"); err != client.ErrNotReady {
+		t.Fatalf("an edit before catching up: %v, want ErrNotReady", err)
+	}
+	e.start()
+	if err := a2.WaitSynced(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a2.Insert(0, "later "); err != nil {
+		t.Fatalf("an edit after catching up: %v", err)
+	}
+	if err := a2.WaitSynced(ctx); err != nil {
+		t.Fatal(err)
+	}
+	want, seen, _ := e.replay(doc)
+	for _, d := range dots {
+		if seen[d] != 1 {
+			t.Errorf("op %v is in the log %d times", d, seen[d])
+		}
+	}
+	if got := a2.Text(); got != want {
+		t.Errorf("restored client %q, log %q", got, want)
+	}
+	if _, pend, _ := store.Load(doc); len(pend) != 0 {
+		t.Errorf("the store still holds %d pending ops", len(pend))
+	}
+}
