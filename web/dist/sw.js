@@ -2,11 +2,11 @@
 // (the list and version are written in by scripts/build.mjs) and serves it
 // cache-first; a navigation falls back to the cached page. API calls and the
 // WebSocket always go to the network.
-const VERSION = 'b76015261bf25fba'
+const VERSION = '585c543667867a97'
 const PRECACHE = [
  "/",
+ "/assets/index-Be_E0sOu.js",
  "/assets/index-BsYnQq4X.css",
- "/assets/index-Wcretxr4.js",
  "/palimpsest.wasm",
  "/wasm_exec.js"
 ]

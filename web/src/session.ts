@@ -31,6 +31,8 @@ export interface SessionOptions {
 }
 
 const CLOSE_FATAL = new Set([4000, 4002, 4003, 4004, 4009])
+// Nack codes after which reconnecting and resending the pending ops is the fix (as client/session.go).
+const NACK_TRANSIENT = new Set([3001, 2004, 2001, 3002, 3003, 3004, 3005])
 const DEFAULT_MAX_OPS = 256
 const MAX_INFLIGHT = 8
 
@@ -268,6 +270,14 @@ export class Session {
       }
       case 'nack':
         this.detail = `batch refused: ${f.codeText}: ${f.message}`
+        if (!NACK_TRANSIENT.has(f.code)) {
+          // Resending cannot help; the edits stay in IndexedDB and the status says why.
+          this.fatal = true
+          this.ws?.close(1000)
+          this.dropSocket(this.detail)
+          this.setStatus('error', this.detail)
+          return
+        }
         throw new Error(this.detail)
       case 'presence_update': {
         if (f.site === this.site) return
