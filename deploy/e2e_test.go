@@ -192,6 +192,9 @@ func TestEndToEnd(t *testing.T) {
 	} else {
 		t.Log("no projector: the Postgres, Redis and S3 projections are not checked")
 	}
+	if a, ok := addrs["read"]; ok {
+		waitRead(t, ctx, "http://"+a+"/v1/documents/"+doc, token, want)
+	}
 
 	// The killed node comes back with its volume and catches up; editing goes on.
 	victim.start(t)
@@ -421,4 +424,30 @@ func checkMetrics(t *testing.T, ctx context.Context, url, metric string) {
 	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), metric) {
 		t.Errorf("%s: %s, want a Prometheus exposition with %s", url, resp.Status, metric)
 	}
+}
+
+// waitRead waits until the read API serves the document's text (the same token as the
+// editors', in an Authorization header).
+func waitRead(t *testing.T, ctx context.Context, url, token, text string) {
+	t.Helper()
+	eventually(t, ctx, 30*time.Second, func() error {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		var d struct {
+			Text string `json:"text"`
+		}
+		if resp.StatusCode != http.StatusOK || json.Unmarshal(body, &d) != nil {
+			return fmt.Errorf("GET %s: %s %s", url, resp.Status, body)
+		}
+		if d.Text != text {
+			return fmt.Errorf("read API has %q, want %q", d.Text, text)
+		}
+		return nil
+	})
 }
