@@ -63,11 +63,12 @@ func (c Config) withDefaults() Config {
 // every sink), and after a crash the consumer resumes at its first
 // unacknowledged event; sinks make the repeats no-ops.
 type Bridge struct {
-	log   *eventlog.Log
-	cfg   Config
-	sinks []Sink
-	done  []atomic.Uint64 // per sink: the last sequence it confirmed
-	acked atomic.Uint64
+	log     *eventlog.Log
+	cfg     Config
+	sinks   []Sink
+	done    []atomic.Uint64 // per sink: the last sequence it confirmed
+	acked   atomic.Uint64
+	running atomic.Bool // the consumer is open
 }
 
 // New returns a bridge from l to sinks (at least one).
@@ -77,6 +78,9 @@ func New(l *eventlog.Log, cfg Config, sinks ...Sink) (*Bridge, error) {
 	}
 	return &Bridge{log: l, cfg: cfg.withDefaults(), sinks: sinks, done: make([]atomic.Uint64, len(sinks))}, nil
 }
+
+// Running reports whether Run has opened its consumer and not returned.
+func (b *Bridge) Running() bool { return b.running.Load() }
 
 // Acked returns the last sequence the bridge acknowledged.
 func (b *Bridge) Acked() uint64 { return b.acked.Load() }
@@ -115,6 +119,8 @@ func (b *Bridge) Run(ctx context.Context) error {
 		}
 	}
 	b.cfg.Logger.Info("bridge: running", "consumer", b.cfg.Consumer, "acked", b.acked.Load(), "sinks", b.sinkNames())
+	b.running.Store(true)
+	defer b.running.Store(false)
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {

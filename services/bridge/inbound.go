@@ -68,6 +68,7 @@ func (in *Inbound) Close() { in.cl.Close() }
 
 // Run consumes until ctx ends, then returns nil.
 func (in *Inbound) Run(ctx context.Context) error {
+	defer in.cl.AllowRebalance() // BlockRebalanceOnPoll: without it, Close would wait forever
 	for ctx.Err() == nil {
 		fs := in.cl.PollRecords(ctx, 1000)
 		if fs.IsClientClosed() || ctx.Err() != nil {
@@ -230,4 +231,3 @@ func permanent(err error) bool {
 	}
 	return false
 }
-

@@ -17,7 +17,9 @@ type Metrics struct {
 	BatchSeconds prometheus.Histogram
 }
 
-// NewMetrics creates the metrics and registers them with reg, unless reg is nil.
+// NewMetrics creates the metrics and registers them with reg, unless reg is
+// nil. Metrics already registered with reg (by an earlier NewMetrics) are
+// reused, so every bridge or replay in one process counts into one set.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		Lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
@@ -51,9 +53,29 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.Lag, m.Events, m.SinkErrors, m.Acked, m.BadEvents, m.Inbound, m.BatchSeconds)
+		m.Lag = register(reg, m.Lag)
+		m.Events = register(reg, m.Events)
+		m.SinkErrors = register(reg, m.SinkErrors)
+		m.Acked = register(reg, m.Acked)
+		m.BadEvents = register(reg, m.BadEvents)
+		m.Inbound = register(reg, m.Inbound)
+		m.BatchSeconds = register(reg, m.BatchSeconds)
 	}
 	return m
+}
+
+// register registers c with reg, or returns the equal collector reg has.
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
+	err := reg.Register(c)
+	if err == nil {
+		return c
+	}
+	if are, ok := err.(prometheus.AlreadyRegisteredError); ok {
+		if existing, ok := are.ExistingCollector.(C); ok {
+			return existing
+		}
+	}
+	panic(err)
 }
 
 func (m *Metrics) written(sink string, w Written) {

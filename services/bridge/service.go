@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -39,13 +40,15 @@ type Options struct {
 	// to the log (needs Kafka brokers; the Kafka sink may be off).
 	Inbound bool
 	Bridge  Config
-	// MetricsAddr, when set, serves /metrics there.
-	MetricsAddr string
+	// Addr, when set, is the HTTP listener's host:port: /metrics, /healthz
+	// (the process is up) and /readyz (connected to the log, sinks set up,
+	// consumer open).
+	Addr string
 	// Registry receives the metrics. Default: a new registry with the Go
 	// and process collectors.
 	Registry *prometheus.Registry
-	// OnMetricsListen, if set, is called with the metrics listener's address.
-	OnMetricsListen func(addr string)
+	// OnListen, if set, is called with the HTTP listener's address.
+	OnListen func(addr string)
 }
 
 func (o *Options) check() error {
@@ -153,18 +156,30 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	log := o.Bridge.Logger
-	if o.MetricsAddr != "" {
-		ln, err := net.Listen("tcp", o.MetricsAddr)
+	var ready atomic.Bool
+	var running atomic.Pointer[Bridge]
+	if o.Addr != "" {
+		ln, err := net.Listen("tcp", o.Addr)
 		if err != nil {
-			return fmt.Errorf("bridge: metrics listener: %w", err)
+			return fmt.Errorf("bridge: listen on %s: %w", o.Addr, err)
 		}
-		if o.OnMetricsListen != nil {
-			o.OnMetricsListen(ln.Addr().String())
+		if o.OnListen != nil {
+			o.OnListen(ln.Addr().String())
 		}
-		srv := &http.Server{Handler: promhttp.HandlerFor(o.Registry, promhttp.HandlerOpts{}), ReadHeaderTimeout: 5 * time.Second}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", promhttp.HandlerFor(o.Registry, promhttp.HandlerOpts{}))
+		mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+		mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+			if b := running.Load(); !ready.Load() || b != nil && !b.Running() {
+				http.Error(w, "starting: connecting to the event log and the sinks", http.StatusServiceUnavailable)
+				return
+			}
+			fmt.Fprintln(w, "ready")
+		})
+		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 		go func() { _ = srv.Serve(ln) }()
 		defer srv.Close()
-		log.Info("bridge: metrics", "addr", ln.Addr().String())
+		log.Info("bridge: serving /metrics, /healthz and /readyz", "addr", ln.Addr().String())
 	}
 	l, err := o.connect(ctx)
 	if err != nil {
@@ -200,12 +215,14 @@ func Run(ctx context.Context, o Options) error {
 		if err != nil {
 			return err
 		}
+		running.Store(b)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			_ = b.Run(ctx)
 		}()
 	}
+	ready.Store(true)
 	wg.Wait()
 	return nil
 }
