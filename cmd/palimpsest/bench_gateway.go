@@ -38,6 +38,7 @@ type benchGatewayConfig struct {
 	sweepStep       int
 	sweepMaxClients int
 	limitP99        time.Duration
+	serverFlags     []string
 }
 
 func newBenchGatewayCmd() *cobra.Command {
@@ -77,6 +78,7 @@ the broadcast p99 reaches --limit-p99, and reports the largest load that stayed 
 	f.IntVar(&cfg.sweepStep, "sweep-step", cfg.sweepStep, "clients added per sweep step")
 	f.IntVar(&cfg.sweepMaxClients, "sweep-max-clients", cfg.sweepMaxClients, "most clients a sweep tries")
 	f.DurationVar(&cfg.limitP99, "limit-p99", cfg.limitP99, "broadcast p99 bound of the sweep")
+	f.StringSliceVar(&cfg.serverFlags, "server-flag", nil, "extra flag for the 'palimpsest serve' the bench starts (repeatable), like --server-flag=--log-max-batch=1")
 	return cmd
 }
 
@@ -88,7 +90,7 @@ type benchServer struct {
 	pid                      int
 }
 
-func startBenchServer(ctx context.Context) (*benchServer, error) {
+func startBenchServer(ctx context.Context, extra []string) (*benchServer, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, err
@@ -111,8 +113,9 @@ func startBenchServer(ctx context.Context) (*benchServer, error) {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	cmd := exec.Command(exe, "serve", "--addr", addr, "--data", dir, "--log-level", "warn",
-		"--rate-ops", "100000", "--rate-ops-burst", "100000", "--rate-frames", "100000", "--rate-frames-burst", "100000")
+	args := append([]string{"serve", "--addr", addr, "--data", dir, "--log-level", "warn",
+		"--rate-ops", "100000", "--rate-ops-burst", "100000", "--rate-frames", "100000", "--rate-frames-burst", "100000"}, extra...)
+	cmd := exec.Command(exe, args...)
 	cmd.Stdout = io.Discard
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
@@ -181,7 +184,7 @@ func runBenchGateway(ctx context.Context, w io.Writer, cfg benchGatewayConfig) e
 	}
 	srv := &benchServer{wsURL: cfg.url, token: cfg.token}
 	if cfg.url == "" {
-		s, err := startBenchServer(ctx)
+		s, err := startBenchServer(ctx, cfg.serverFlags)
 		if err != nil {
 			return err
 		}
