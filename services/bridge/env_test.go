@@ -81,7 +81,7 @@ func runChild(js string) int {
 // env is one test's servers: an embedded NATS server, a kfake cluster and
 // dynalite, each restartable on its port with its data.
 type env struct {
-	t       *testing.T
+	t       testing.TB
 	natsDir string
 	nats    *eventlog.Server
 	natsURL string
@@ -97,7 +97,7 @@ type env struct {
 	db    *dynamodb.Client
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	e := &env{t: t, natsDir: t.TempDir(), kafkaDir: t.TempDir(), table: "palimpsest-events"}
 	srv, err := eventlog.StartServer(eventlog.ServerConfig{DataDir: e.natsDir, Port: -1})
@@ -230,7 +230,7 @@ func (e *env) startChild(sinks []string, batch int, logPath string) *child {
 }
 
 // kill sends SIGKILL and waits for the process to be gone.
-func (c *child) kill(t *testing.T) {
+func (c *child) kill(t testing.TB) {
 	_ = c.cmd.Process.Signal(syscall.SIGKILL)
 	select {
 	case <-c.done:
@@ -239,7 +239,7 @@ func (c *child) kill(t *testing.T) {
 	}
 }
 
-func testLogger(t *testing.T) *slog.Logger {
+func testLogger(t testing.TB) *slog.Logger {
 	if testing.Verbose() {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	}
