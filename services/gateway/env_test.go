@@ -149,7 +149,10 @@ func writeAll() auth.Docs { return auth.Docs{Write: []string{"*"}} }
 
 func (e *env) client(doc, sub string, cfg client.Config) *client.Client {
 	e.t.Helper()
-	cfg.URL, cfg.Doc = e.url(), doc
+	cfg.Doc = doc
+	if cfg.URL == "" {
+		cfg.URL = e.url()
+	}
 	if cfg.Token == nil {
 		cfg.Token = client.StaticToken(e.token(sub, writeAll(), time.Hour))
 	}
