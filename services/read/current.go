@@ -106,8 +106,8 @@ func (s *Service) fillMeta(ctx context.Context, d *Document) {
 	d.Updated, d.Author = apiTime(st.updated), st.author
 }
 
-// latest returns doc's last version in the log.
-func (s *Service) latest(ctx context.Context, doc string) (uint64, error) {
+// Latest returns doc's last version in the log.
+func (s *Service) Latest(ctx context.Context, doc string) (uint64, error) {
 	last, err := s.cfg.Log.LastSeq(ctx, doc)
 	if errors.Is(err, eventlog.ErrUnknownDocument) {
 		return 0, notFound(doc)

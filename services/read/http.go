@@ -14,11 +14,16 @@ import (
 	"github.com/palimpsest-editor/palimpsest/services/auth"
 )
 
+// TokenVerifier checks a token; *auth.Verifier is one.
+type TokenVerifier interface {
+	Verify(ctx context.Context, token string) (*auth.Principal, error)
+}
+
 // HTTPConfig configures the HTTP face of a Service.
 type HTTPConfig struct {
 	// Verifier checks tokens: the same JWTs and per-document read claims as
-	// the gateway. Required.
-	Verifier *auth.Verifier
+	// the gateway (an *auth.Verifier). Required.
+	Verifier TokenVerifier
 	// Tokens reads a request's token: the HttpOnly cookie or an
 	// Authorization: Bearer header, never the URL.
 	Tokens auth.TokenSource
@@ -56,7 +61,7 @@ var Routes = []Route{
 //  4. only then are parameters checked and stores read.
 type handler struct {
 	s      *Service
-	v      *auth.Verifier
+	v      TokenVerifier
 	tokens auth.TokenSource
 	mux    *http.ServeMux
 }

@@ -213,18 +213,18 @@ func TestDocumentRoutes(t *testing.T) {
 		code   string
 	}{
 		"/v1/documents/open?at=" + strconv.FormatUint(a.lasts["secret"], 10): {404, "unknown_version"},
-		"/v1/documents/open?at=2001-01-01T00:00:00Z":                        {404, "unknown_version"},
-		"/v1/documents/open?at=yesterday":                                   {400, "bad_query"},
-		"/v1/documents/open?at=":                                            {400, "bad_query"},
-		"/v1/documents/open?version=3":                                      {400, "bad_query"},
-		"/v1/documents/open?at=1&at=2":                                      {400, "bad_query"},
-		"/v1/documents/bad.id":                                              {400, "bad_document_id"},
-		"/v1/documents/open/history?limit=0":                                {400, "bad_query"},
-		"/v1/documents/open/history?cursor=xyz":                             {400, "bad_query"},
-		"/v1/documents/open/history?since=monday":                           {400, "bad_query"},
-		"/v1/documents/open/diff":                                           {400, "bad_query"},
-		"/v1/documents/open/blame?granularity=line":                         {400, "bad_query"},
-		"/v1/nothing":                                                       {404, "not_found"},
+		"/v1/documents/open?at=2001-01-01T00:00:00Z":                         {404, "unknown_version"},
+		"/v1/documents/open?at=yesterday":                                    {400, "bad_query"},
+		"/v1/documents/open?at=":                                             {400, "bad_query"},
+		"/v1/documents/open?version=3":                                       {400, "bad_query"},
+		"/v1/documents/open?at=1&at=2":                                       {400, "bad_query"},
+		"/v1/documents/bad.id":                                               {400, "bad_document_id"},
+		"/v1/documents/open/history?limit=0":                                 {400, "bad_query"},
+		"/v1/documents/open/history?cursor=xyz":                              {400, "bad_query"},
+		"/v1/documents/open/history?since=monday":                            {400, "bad_query"},
+		"/v1/documents/open/diff":                                            {400, "bad_query"},
+		"/v1/documents/open/blame?granularity=line":                          {400, "bad_query"},
+		"/v1/nothing": {404, "not_found"},
 	} {
 		r := a.get(t, path, tok)
 		if r.status != want.status || r.errorCode(t) != want.code {

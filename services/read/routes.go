@@ -1,6 +1,7 @@
 package read
 
 import (
+	"context"
 	"net/http"
 	"strconv"
 	"strings"
@@ -26,11 +27,18 @@ func parseVersionOrTime(name, s string) (v uint64, t time.Time, isTime bool, err
 
 // resolve turns a version-or-time query value into a version of doc.
 func (h *handler) resolve(r *http.Request, doc, name string) (uint64, error) {
-	v, t, isTime, err := parseVersionOrTime(name, r.URL.Query().Get(name))
+	return h.s.Resolve(r.Context(), doc, name, r.URL.Query().Get(name))
+}
+
+// Resolve reads value, named name in errors, as a version of doc: a
+// sequence (decimal, returned as is) or an RFC 3339 instant (the last
+// version stored at or before it).
+func (s *Service) Resolve(ctx context.Context, doc, name, value string) (uint64, error) {
+	v, t, isTime, err := parseVersionOrTime(name, value)
 	if err != nil || !isTime {
 		return v, err
 	}
-	return h.s.versionAt(r.Context(), doc, t)
+	return s.versionAt(ctx, doc, t)
 }
 
 // etagMatches reports whether If-None-Match names the version's ETag.
@@ -125,7 +133,7 @@ func (h *handler) diff(w http.ResponseWriter, r *http.Request, doc string) error
 		if to, err = h.resolve(r, doc, "to"); err != nil {
 			return err
 		}
-	} else if to, err = h.s.latest(r.Context(), doc); err != nil {
+	} else if to, err = h.s.Latest(r.Context(), doc); err != nil {
 		return err
 	}
 	d, err := h.s.Diff(r.Context(), doc, from, to)
