@@ -517,7 +517,7 @@ func (c *conn) ackLoop() {
 			m = &schemas.Nack{Batch: a.batch, Code: uint32(nerr.Code), Message: truncate(nerr.Error(), 1024)}
 			c.g.metrics.batches.WithLabelValues(nerr.Code.String()).Inc()
 		} else {
-			c.g.metrics.batches.WithLabelValues("ack").Inc()
+			c.g.metrics.acks.Inc()
 		}
 		if f, err := messageFrame(t, m); err == nil {
 			c.send(f)

@@ -4,6 +4,8 @@ import (
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/palimpsest-editor/palimpsest/schemas"
 )
 
 // metrics are the gateway's Prometheus metrics, named with units.
@@ -17,6 +19,9 @@ type metrics struct {
 	broadcast     prometheus.Counter
 	sent          prometheus.Counter
 	closes        *prometheus.CounterVec // by close code
+
+	acks      prometheus.Counter                       // batches{result="ack"}
+	frameType map[schemas.FrameType]prometheus.Counter // frames by client frame type
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -41,6 +46,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		closes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "palimpsest_gateway_closes_total",
 			Help: "Connections closed by the server, by WebSocket close code."}, []string{"code"}),
 	}
+	m.acks = m.batches.WithLabelValues("ack")
+	m.frameType = map[schemas.FrameType]prometheus.Counter{}
+	for _, t := range []schemas.FrameType{schemas.FrameHello, schemas.FrameSubmit, schemas.FramePresence, schemas.FrameAuth} {
+		m.frameType[t] = m.frames.WithLabelValues(t.String())
+	}
 	if reg != nil {
 		reg.MustRegister(m.connections, m.documents, m.frames, m.ops, m.batches, m.appendSeconds, m.broadcast, m.sent, m.closes)
 	}
@@ -48,3 +58,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 }
 
 func (m *metrics) closed(code int) { m.closes.WithLabelValues(strconv.Itoa(code)).Inc() }
+
+func (m *metrics) frame(t schemas.FrameType) {
+	if c, ok := m.frameType[t]; ok {
+		c.Inc()
+		return
+	}
+	m.frames.WithLabelValues(t.String()).Inc()
+}

@@ -143,7 +143,7 @@ func (c *conn) handle(data []byte) {
 		c.fail(schemas.CloseMalformed, schemas.CodeBadFrame, message(err))
 		return
 	}
-	c.g.metrics.frames.WithLabelValues(t.String()).Inc()
+	c.g.metrics.frame(t)
 	switch t {
 	case schemas.FrameSubmit:
 		var s schemas.Submit
