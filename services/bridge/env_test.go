@@ -14,6 +14,7 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -126,6 +127,20 @@ func newEnv(t testing.TB) *env {
 	e.db = dynamodb.New(dynamodb.Options{BaseEndpoint: aws.String(e.dyn.Endpoint()), Region: "us-east-1",
 		Credentials: credentials.NewStaticCredentialsProvider("x", "y", "")})
 	return e
+}
+
+// restartNATS shuts the NATS server down and starts it again on the same
+// port with the same data; clients reconnect.
+func (e *env) restartNATS() {
+	e.t.Helper()
+	e.nats.Shutdown()
+	_, port, _ := net.SplitHostPort(strings.TrimPrefix(e.natsURL, "nats://"))
+	p, _ := strconv.Atoi(port)
+	srv, err := eventlog.StartServer(eventlog.ServerConfig{DataDir: e.natsDir, Port: p})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.nats = srv
 }
 
 func (e *env) brokers() []string { return []string{"127.0.0.1:" + strconv.Itoa(e.kafkaPort)} }

@@ -127,3 +127,31 @@ func TestWaitsOutKafkaAndDynamoDBOutages(t *testing.T) {
 		return nil
 	})
 }
+
+// TestWaitsOutNATSRestart restarts the NATS server under the running bridge,
+// twice, while events are appended: it reconnects, resumes at its first
+// unacknowledged event and mirrors everything once.
+func TestWaitsOutNATSRestart(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	o := e.options(bridge.SinkKafka, bridge.SinkDynamoDB)
+	e.runBridge(o)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	docs := docNames("n", 4)
+	w := newWriter(e.log, 6)
+	n := 0
+	for round := range 3 {
+		n += w.write(ctx, t, docs, 40, nil)
+		if round < 2 {
+			eventually(t, time.Minute, "the bridge under way", func() error {
+				if a := gauge(t, o.Registry, "palimpsest_bridge_acked_sequence"); a == 0 {
+					return fmt.Errorf("nothing acknowledged yet")
+				}
+				return nil
+			})
+			e.restartNATS()
+		}
+	}
+	e.waitMirrored(t, docs, n, time.Minute)
+}
