@@ -14,11 +14,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	dynamotypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/jackc/pgx/v5"
 	"github.com/minio/minio-go/v7"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/redis/go-redis/v9"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/palimpsest-editor/palimpsest/client"
 	"github.com/palimpsest-editor/palimpsest/internal/harness"
@@ -100,6 +106,14 @@ func TestEndToEnd(t *testing.T) {
 		natsURLs = append(natsURLs, n.url())
 	}
 	pg, rd, mn := harness.NewPostgres(t), harness.NewRedis(t), harness.NewMinIO(t)
+	// Kafka is kfake (franz-go's in-process broker on a loopback port) and DynamoDB is dynalite:
+	// the bridge process talks to them over the network like to the real ones.
+	kafka, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(kafka.Close)
+	dyn := harness.NewDynalite(t)
 	dsn, err := pg.CreateDatabase(ctx, "palimpsest")
 	if err != nil {
 		t.Fatal(err)
@@ -113,6 +127,8 @@ func TestEndToEnd(t *testing.T) {
 		envS3:        fmt.Sprintf("http://%s:%s@%s/palimpsest", mn.AccessKey, mn.SecretKey, mn.Endpoint()),
 		envRedis:     "redis://" + rd.Addr() + "/0",
 		envData:      filepath.Join(dir, "gateway-data"),
+		envKafka:     strings.Join(kafka.ListenAddrs(), ","),
+		envDynamoDB:  dyn.Endpoint(),
 	}
 	// Test tuning that no deployment sets: snapshots after a few ops, so S3 gets some.
 	extra := map[string][]string{"projector": {"PALIMPSEST_SNAPSHOT_EVERY=10"}}
@@ -139,6 +155,8 @@ func TestEndToEnd(t *testing.T) {
 				env = append(env, k+"="+v)
 			}
 		}
+		// As compose.yaml's shared volume dev-keys: read trusts the development key serve
+		// made (started after the gateway is healthy, as compose's depends_on says).
 		env = append(env, extra[s.Name]...)
 		p := newProc(t, s.Name, palimpsest, s.Args, env, dir)
 		p.start(t)
@@ -194,6 +212,10 @@ func TestEndToEnd(t *testing.T) {
 	}
 	if a, ok := addrs["read"]; ok {
 		waitRead(t, ctx, "http://"+a+"/v1/documents/"+doc, token, want)
+	}
+	if running["bridge"] != nil {
+		n := docEvents(t, ctx, natsURLs, doc)
+		waitMirrored(t, ctx, kafka.ListenAddrs(), dyn.Endpoint(), doc, n)
 	}
 
 	// The killed node comes back with its volume and catches up; editing goes on.
@@ -447,6 +469,75 @@ func waitRead(t *testing.T, ctx context.Context, url, token, text string) {
 		}
 		if d.Text != text {
 			return fmt.Errorf("read API has %q, want %q", d.Text, text)
+		}
+		return nil
+	})
+}
+
+// docEvents counts the events of doc in the log.
+func docEvents(t *testing.T, ctx context.Context, urls []string, doc string) int {
+	t.Helper()
+	nc, err := nats.Connect(strings.Join(urls, ","))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := js.Stream(ctx, "PALIMPSEST")
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(ctx, jetstream.WithSubjectFilter("palimpsest.p.*.doc."+doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, c := range info.State.Subjects {
+		n += int(c)
+	}
+	if n == 0 {
+		t.Fatalf("no events of %s in the log", doc)
+	}
+	return n
+}
+
+// waitMirrored waits until the bridge has put every event of doc in DynamoDB (one item per
+// event: the conditional put makes it exactly once) and at least as many records with key doc
+// in Kafka topic new-event (the idempotent producer).
+func waitMirrored(t *testing.T, ctx context.Context, brokers []string, dynamoEndpoint, doc string, events int) {
+	t.Helper()
+	db := dynamodb.New(dynamodb.Options{BaseEndpoint: aws.String(dynamoEndpoint), Region: "us-east-1",
+		Credentials: credentials.NewStaticCredentialsProvider("x", "y", "")})
+	kc, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics("new-event"),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kc.Close()
+	records := 0
+	eventually(t, ctx, 60*time.Second, func() error {
+		out, err := db.Query(ctx, &dynamodb.QueryInput{TableName: aws.String("palimpsest-events"),
+			KeyConditionExpression:    aws.String("documentId = :d"),
+			ExpressionAttributeValues: map[string]dynamotypes.AttributeValue{":d": &dynamotypes.AttributeValueMemberS{Value: doc}},
+			Select:                    dynamotypes.SelectCount, ConsistentRead: aws.Bool(true)})
+		if err != nil {
+			return fmt.Errorf("dynamodb: %w", err)
+		}
+		if int(out.Count) != events {
+			return fmt.Errorf("dynamodb has %d items of %s, want %d", out.Count, doc, events)
+		}
+		fctx, cancel := context.WithTimeout(ctx, time.Second)
+		defer cancel()
+		kc.PollFetches(fctx).EachRecord(func(r *kgo.Record) {
+			if string(r.Key) == doc {
+				records++
+			}
+		})
+		if records < events {
+			return fmt.Errorf("kafka has %d records of %s, want %d", records, doc, events)
 		}
 		return nil
 	})

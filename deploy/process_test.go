@@ -160,4 +160,3 @@ func baseEnv() []string {
 	}
 	return env
 }
-

@@ -19,7 +19,7 @@ const (
 	envNATS        = "PALIMPSEST_NATS"         // NATS URLs, comma-separated
 	envAddr        = "PALIMPSEST_ADDR"         // host:port of the service's HTTP listener
 	envMetricsAddr = "PALIMPSEST_METRICS_ADDR" // host:port of the projector's /metrics
-	envData        = "PALIMPSEST_DATA"         // serve's directory (dev key; embedded stores)
+	envData        = "PALIMPSEST_DATA"         // the development key's directory (and embedded stores)
 	envJWKSURL     = "PALIMPSEST_JWKS_URL"     // the identity provider's JWK Set (empty: dev key)
 	envPostgres    = "PALIMPSEST_POSTGRES"     // PostgreSQL URL (a secret: it holds the password)
 	envS3          = "PALIMPSEST_S3"           // http(s)://KEY:SECRET@host:port/bucket (a secret)
@@ -60,7 +60,7 @@ var services = []service{
 	{Name: "projector", Args: []string{"projector"}, AddrEnv: envMetricsAddr, Ready: "/metrics", Live: "/metrics",
 		Env: []string{envNATS, envLogFormat, envPostgres, envS3, envRedis}},
 	{Name: "read", Args: []string{"read"}, AddrEnv: envAddr, Ready: "/readyz", Live: "/healthz", Public: true,
-		Env: []string{envNATS, envLogFormat, envPostgres, envS3, envRedis}, Optional: []string{envJWKSURL}},
+		Env: []string{envNATS, envLogFormat, envPostgres, envS3, envRedis}, Optional: []string{envJWKSURL, envData}},
 	{Name: "bridge", Args: []string{"bridge", "run"}, AddrEnv: envAddr, Ready: "/readyz", Live: "/healthz", Profile: "bridge",
 		Env: []string{envNATS, envLogFormat, envKafka, envDynamoDB}},
 }
