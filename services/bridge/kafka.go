@@ -126,6 +126,7 @@ type KafkaSink struct {
 	seen    map[string]uint64 // document → highest sequence found on the topic, not yet acknowledged
 	safe    map[int32]int64   // per partition: no record of an unacknowledged event lies before it
 	base    map[int32]int64   // end offsets read by the last recovery: safe once seen is empty
+	dirty   bool              // safe moved since the last checkpoint
 	commit  time.Time         // last checkpoint
 }
 
@@ -206,6 +207,7 @@ func (s *KafkaSink) Write(ctx context.Context, events []eventlog.Event) (Written
 		doc := string(res.Record.Key)
 		s.seen[doc] = max(s.seen[doc], seqs[i])
 		s.safe[res.Record.Partition] = max(s.safe[res.Record.Partition], res.Record.Offset+1)
+		s.dirty = true
 	}
 	if first != nil && s.group != "" {
 		// What failed may have been written anyway: read the topic before
@@ -216,28 +218,33 @@ func (s *KafkaSink) Write(ctx context.Context, events []eventlog.Event) (Written
 }
 
 // Forget drops what it knows about events up to through, now acknowledged
-// in the log, and, at most once a second (and at least every minute, so
-// Kafka never expires the group's offsets), commits its checkpoint.
+// in the log, and commits its checkpoint when it moved, at most once a
+// second, and at least every minute, so Kafka never expires the group's
+// offsets.
 func (s *KafkaSink) Forget(ctx context.Context, through uint64) {
 	for doc, seq := range s.seen {
 		if seq <= through {
 			delete(s.seen, doc)
 		}
 	}
-	if s.group == "" || len(s.seen) > 0 || s.recover || time.Since(s.commit) < time.Second {
+	if s.group == "" || len(s.seen) > 0 || s.recover {
 		return
 	}
 	// Nothing found on the topic is unacknowledged any more, so the end
 	// offsets of the last recovery are safe too.
 	for p, o := range s.base {
 		s.safe[p] = max(s.safe[p], o)
+		s.dirty = true
 	}
 	s.base = nil
+	if since := time.Since(s.commit); !(s.dirty && since >= time.Second || since >= time.Minute) {
+		return
+	}
 	if err := s.commitSafe(ctx); err != nil {
 		s.log.Warn("bridge: Kafka checkpoint", "group", s.group, "err", err)
 		return
 	}
-	s.commit = time.Now()
+	s.commit, s.dirty = time.Now(), false
 }
 
 func (s *KafkaSink) commitSafe(ctx context.Context) error {

@@ -106,7 +106,7 @@ func (o *Options) sinks(ctx context.Context, l *eventlog.Log, checkpoint bool) (
 	for _, name := range o.Sinks {
 		switch name {
 		case SinkKafka:
-			if err := o.ensureTopics(ctx); err != nil {
+			if err := o.ensureTopics(ctx, false); err != nil {
 				closeAll()
 				return nil, nil, err
 			}
@@ -129,15 +129,21 @@ func (o *Options) sinks(ctx context.Context, l *eventlog.Log, checkpoint bool) (
 	return sinks, closeAll, nil
 }
 
-func (o *Options) ensureTopics(ctx context.Context) error {
+// ensureTopics waits until the topic (and with dlq, the dead-letter topic)
+// exists, creating it if so configured.
+func (o *Options) ensureTopics(ctx context.Context, dlq bool) error {
 	kc, err := o.Kafka.withDefaults()
 	if err != nil {
 		return err
 	}
+	topics := []string{kc.Topic}
+	if dlq {
+		topics = append(topics, kc.DLQTopic)
+	}
 	bo := newBackoff()
 	for {
 		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		err := EnsureTopics(cctx, kc, kc.Topic, kc.DLQTopic)
+		err := EnsureTopics(cctx, kc, topics...)
 		cancel()
 		if err == nil || ctx.Err() != nil {
 			return err
@@ -187,7 +193,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 	defer l.Close()
 	if o.Inbound {
-		if err := o.ensureTopics(ctx); err != nil {
+		if err := o.ensureTopics(ctx, true); err != nil {
 			return err
 		}
 	}
