@@ -427,14 +427,14 @@ func TestK8sIngressAndMonitoring(t *testing.T) {
 		for _, ing := range r.Ingresses {
 			for _, rule := range ing.Spec.Rules {
 				for _, p := range rule.HTTP.Paths {
-					if p.Backend.Service.Name == "gateway" {
+					if p.Backend.Service.Name == "gateway" && p.Path == "/" {
 						gw = ing
 					}
 				}
 			}
 		}
 		if gw == nil {
-			t.Fatal("no Ingress routes to the gateway")
+			t.Fatal("no Ingress routes / to the gateway")
 		}
 		a := gw.Annotations
 		if a["nginx.ingress.kubernetes.io/affinity"] != "cookie" {
@@ -445,6 +445,7 @@ func TestK8sIngressAndMonitoring(t *testing.T) {
 				t.Errorf("gateway Ingress: %s=%q, want ≥ 3600 s for idle WebSockets", k, a[k])
 			}
 		}
+		checkInternalPathsDenied(t, r)
 		for _, want := range services {
 			s := r.service(want.Name)
 			if s == nil {
@@ -471,4 +472,42 @@ func TestK8sIngressAndMonitoring(t *testing.T) {
 			t.Error("no ServiceMonitor for the NATS exporter")
 		}
 	})
+}
+
+// checkInternalPathsDenied checks that a service's probe and metrics paths are not published:
+// wherever an Ingress routes a prefix that covers them, an Ingress of the same host has the
+// exact path with every client address denied (ingress-nginx prefers the exact path).
+func checkInternalPathsDenied(t *testing.T, r *rendered) {
+	t.Helper()
+	denied := map[string]bool{} // host + path
+	for _, ing := range r.Ingresses {
+		ranges := strings.Split(ing.Annotations["nginx.ingress.kubernetes.io/denylist-source-range"], ",")
+		if !slices.Contains(ranges, "0.0.0.0/0") || !slices.Contains(ranges, "::/0") {
+			continue
+		}
+		for _, rule := range ing.Spec.Rules {
+			for _, p := range rule.HTTP.Paths {
+				if p.PathType != nil && *p.PathType == networkingv1.PathTypeExact {
+					denied[rule.Host+p.Path] = true
+				}
+			}
+		}
+	}
+	for _, ing := range r.Ingresses {
+		for _, rule := range ing.Spec.Rules {
+			for _, p := range rule.HTTP.Paths {
+				if denied[rule.Host+p.Path] {
+					continue
+				}
+				for _, internal := range []string{"/metrics", "/healthz", "/readyz"} {
+					covers := p.Path == internal || p.PathType != nil && *p.PathType == networkingv1.PathTypePrefix &&
+						(p.Path == "/" || strings.HasPrefix(internal, strings.TrimSuffix(p.Path, "/")+"/"))
+					if covers && !denied[rule.Host+internal] {
+						t.Errorf("Ingress %s publishes %s%s (path %s to %s) without an exact, denied path for it",
+							ing.Name, rule.Host, internal, p.Path, p.Backend.Service.Name)
+					}
+				}
+			}
+		}
+	}
 }
