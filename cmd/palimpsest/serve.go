@@ -191,7 +191,13 @@ func runServe(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) er
 			return fmt.Errorf("--nats %s: %w", cfg.natsURL, err)
 		}
 	} else {
-		sc := eventlog.ServerConfig{DataDir: filepath.Join(cfg.data, "jetstream"), DontListen: cfg.natsListen == "", Logger: log.With("component", "nats")}
+		// The embedded server's notices (its banner) only at debug level.
+		natsLevel := "warn"
+		if cfg.logLevel == "debug" {
+			natsLevel = "debug"
+		}
+		natsLog, _ := newLogger(stderr, cfg.logFormat, natsLevel)
+		sc := eventlog.ServerConfig{DataDir: filepath.Join(cfg.data, "jetstream"), DontListen: cfg.natsListen == "", Logger: natsLog.With("component", "nats")}
 		if cfg.natsListen != "" {
 			host, port, err := net.SplitHostPort(cfg.natsListen)
 			if err != nil {
