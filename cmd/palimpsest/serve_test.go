@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/palimpsest-editor/palimpsest/client"
+	"github.com/palimpsest-editor/palimpsest/eventlog"
 )
 
 // startServe runs serve on a free port and data dir until the returned stop
@@ -158,5 +159,52 @@ func TestFlagsFromEnv(t *testing.T) {
 	t.Setenv("PALIMPSEST_MAX_OP_BYTES", "lots")
 	if err := flagsFromEnv(cmd.Flags()); err == nil {
 		t.Error("a bad environment value was accepted")
+	}
+}
+
+// --nats puts the log on an external NATS server instead of an embedded one.
+func TestServeExternalNATS(t *testing.T) {
+	ns, err := eventlog.StartServer(eventlog.ServerConfig{DataDir: t.TempDir(), Port: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Shutdown()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	ready := make(chan [2]string, 1)
+	sctx, stop := context.WithCancel(ctx)
+	errc := make(chan error, 1)
+	go func() {
+		errc <- runServe(sctx, serveConfig{addr: "127.0.0.1:0", data: t.TempDir(), natsURL: ns.ClientURL(), logFormat: "text", logLevel: "warn",
+			drainTimeout: 10 * time.Second, devTokenTTL: time.Hour, ready: func(a, tok string) { ready <- [2]string{a, tok} }}, io.Discard, io.Discard)
+	}()
+	var r [2]string
+	select {
+	case r = <-ready:
+	case err := <-errc:
+		t.Fatal(err)
+	}
+	c, err := client.Open(client.Config{URL: "ws://" + r[0] + "/v1/ws", Doc: "ext", Token: client.StaticToken(r[1])})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Insert(0, "on the external server"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.WaitSynced(ctx); err != nil {
+		t.Fatal(err)
+	}
+	stop()
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	l, err := eventlog.Connect(ctx, ns.ClientURL(), eventlog.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if seq, err := l.LastSeq(ctx, "ext"); err != nil || seq == 0 {
+		t.Errorf("the external server's log: %d %v", seq, err)
 	}
 }

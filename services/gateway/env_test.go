@@ -27,12 +27,13 @@ import (
 // temporary directory) behind a real HTTP server on loopback. restart stops
 // everything and starts it again on the same ports and data.
 type env struct {
-	t      *testing.T
-	dir    string
-	limits gateway.Limits
-	iss    *auth.Issuer
-	snaps  gateway.SnapshotSource
-	sndbuf int // when set, the socket send buffer of every accepted connection
+	t       *testing.T
+	dir     string
+	limits  gateway.Limits
+	iss     *auth.Issuer
+	snaps   gateway.SnapshotSource
+	sndbuf  int // when set, the socket send buffer of every accepted connection
+	origins []string
 
 	natsPort int
 	addr     string
@@ -81,7 +82,7 @@ func (e *env) start() {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gw, err := gateway.New(gateway.Config{Log: l, NATS: nc, Sites: sites, Verifier: v, Limits: e.limits, Snapshots: e.snaps,
+	gw, err := gateway.New(gateway.Config{Log: l, NATS: nc, Sites: sites, Verifier: v, Limits: e.limits, Snapshots: e.snaps, Origins: e.origins,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)

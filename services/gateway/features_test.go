@@ -3,6 +3,7 @@ package gateway_test
 import (
 	"context"
 	"net"
+	"net/http"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -207,5 +208,44 @@ func TestClientRefreshesToken(t *testing.T) {
 	}
 	if n := mints.Load(); n < 3 {
 		t.Errorf("%d tokens fetched, want at least 3", n)
+	}
+}
+
+// The token may come from the HttpOnly cookie instead of the Hello; an
+// Origin on the allow-list is let in.
+func TestCookieTokenAndAllowedOrigin(t *testing.T) {
+	e := newEnv(t, gateway.Limits{})
+	e.stop()
+	e.origins = []string{"https://editor.example"}
+	e.start()
+	hdr := http.Header{
+		"Cookie": {"palimpsest_token=" + e.token("ada", writeAll(), time.Hour)},
+		"Origin": {"https://editor.example"},
+	}
+	r, status := e.dialRaw(t, "", []string{schemas.Subprotocol}, hdr)
+	if r == nil {
+		t.Fatalf("upgrade refused: %d", status)
+	}
+	r.send(frameOf(t, schemas.FrameHello, &schemas.Hello{Doc: "cookie", Site: 5}))
+	if o := r.until(true); o != (outcome{}) {
+		t.Fatalf("hello with the cookie's token: %+v", o)
+	}
+	r.send(frameOf(t, schemas.FrameSubmit, &schemas.Submit{Batch: 1, Ops: opsOf(5, 1, "hi")}))
+	_ = r.ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for {
+		_, data, err := r.ws.ReadMessage()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ft, body, _ := schemas.SplitFrame(data); ft == schemas.FrameEvent {
+			var ev schemas.WireEvent
+			if err := ev.UnmarshalBinary(body); err != nil || ev.Author != "ada" {
+				t.Fatalf("event %+v %v: the author must be the cookie token's subject", ev, err)
+			}
+			break
+		}
+	}
+	if _, status := e.dialRaw(t, "", []string{schemas.Subprotocol}, http.Header{"Origin": {"https://editor.example.evil"}}); status != http.StatusForbidden {
+		t.Errorf("an origin off the list: %d, want 403", status)
 	}
 }
