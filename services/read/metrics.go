@@ -17,6 +17,7 @@ type metrics struct {
 	errors         *prometheus.CounterVec // by dependency: state, snapshot
 	travelSeconds  *prometheus.HistogramVec
 	travelEvents   prometheus.Histogram
+	logEvents      prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -40,9 +41,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 18)}, []string{"base"}),
 		travelEvents: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "palimpsest_read_travel_replayed_events",
 			Help: "Log events replayed onto the base to build a state.", Buckets: prometheus.ExponentialBuckets(1, 4, 10)}),
+		logEvents: prometheus.NewCounter(prometheus.CounterOpts{Name: "palimpsest_read_log_events_read_total",
+			Help: "Events read from the log (the rest came from the in-process event cache)."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.requests, m.requestSeconds, m.served, m.cacheLookups, m.cacheErrors, m.cacheUp, m.errors, m.travelSeconds, m.travelEvents)
+		reg.MustRegister(m.requests, m.requestSeconds, m.served, m.cacheLookups, m.cacheErrors, m.cacheUp, m.errors, m.travelSeconds, m.travelEvents, m.logEvents)
 	}
 	return m
 }

@@ -44,6 +44,11 @@ type Config struct {
 	// SnapshotCacheBytes bounds the raw snapshots kept in memory (default
 	// 64 MiB; negative disables).
 	SnapshotCacheBytes int
+	// EventCacheEvents bounds the events kept in memory, per document a few
+	// runs of consecutive events, so that time travel near versions already
+	// visited reads nothing from the log (default 1 Mi events, about 100
+	// bytes each; negative disables).
+	EventCacheEvents int
 	// IndexCacheEvents bounds the per-document indexes of insert events that
 	// blame keeps (default 4 Mi events; negative disables).
 	IndexCacheEvents int
@@ -79,6 +84,7 @@ func (c Config) withDefaults() (Config, error) {
 	c.StateCacheEntries = cmp.Or(c.StateCacheEntries, 256)
 	c.SnapshotCacheBytes = cmp.Or(c.SnapshotCacheBytes, 64<<20)
 	c.IndexCacheEvents = cmp.Or(c.IndexCacheEvents, 4<<20)
+	c.EventCacheEvents = cmp.Or(c.EventCacheEvents, 1<<20)
 	c.NearEvents = cmp.Or(c.NearEvents, 2048)
 	c.StateFallback = cmp.Or(c.StateFallback, 4096)
 	if c.Logger == nil {
@@ -104,6 +110,7 @@ type Service struct {
 	states  *stateCache
 	snaps   *snapCache
 	index   *indexCache
+	evcache *eventCache
 	meta    *metaCache
 }
 
@@ -121,6 +128,7 @@ func New(cfg Config) (*Service, error) {
 		states:  newStateCache(cfg.StateCacheEntries, cfg.StateCacheElements),
 		snaps:   newSnapCache(cfg.SnapshotCacheBytes),
 		index:   newIndexCache(cfg.IndexCacheEvents),
+		evcache: newEventCache(cfg.EventCacheEvents),
 		meta:    newMetaCache(65536),
 	}
 	s.cache = &breaker{rm: cfg.Cache, timeout: cfg.CacheTimeout, retry: cfg.CacheRetry, now: cfg.Now, log: cfg.Logger, metrics: m}

@@ -102,7 +102,8 @@ func TestTimeTravelMatchesReplay(t *testing.T) {
 		{"no snapshots", Config{}},
 		{"snapshots", Config{Snapshots: h.snaps, NearEvents: 8}},
 		{"snapshots, no state cache", Config{Snapshots: h.snaps, StateCacheEntries: -1}},
-		{"snapshots, tiny caches", Config{Snapshots: h.snaps, StateCacheEntries: 2, SnapshotCacheBytes: 1, NearEvents: 1}},
+		{"snapshots, tiny caches", Config{Snapshots: h.snaps, StateCacheEntries: 2, SnapshotCacheBytes: 1, NearEvents: 1, EventCacheEvents: 7}},
+		{"no event cache", Config{Snapshots: h.snaps, EventCacheEvents: -1, NearEvents: 4}},
 	}
 	for _, vr := range variants {
 		t.Run(vr.name, func(t *testing.T) {
@@ -451,5 +452,50 @@ func TestOracleIsTheProjector(t *testing.T) {
 			case <-time.After(20 * time.Millisecond):
 			}
 		}
+	}
+}
+
+// TestEventCacheRuns: runs merge when they touch or overlap, after() answers
+// only from a version on, and the bound holds.
+func TestEventCacheRuns(t *testing.T) {
+	ev := func(seq, prev uint64) cachedEvent { return cachedEvent{seq: seq, prev: prev, ok: true} }
+	c := newEventCache(100)
+	c.add("d", []cachedEvent{ev(5, 2), ev(9, 5), ev(12, 9)}) // (2, 12]
+	c.add("d", []cachedEvent{ev(20, 15), ev(30, 20)})         // (15, 30]
+	seqs := func(es []cachedEvent) (out []uint64) {
+		for _, e := range es {
+			out = append(out, e.seq)
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		base uint64
+		want []uint64
+		hi   uint64
+	}{{2, []uint64{5, 9, 12}, 12}, {5, []uint64{9, 12}, 12}, {12, nil, 12}, {7, nil, 7}, {15, []uint64{20, 30}, 30}, {1, nil, 1}, {13, nil, 13}} {
+		got, hi := c.after("d", tc.base)
+		if !slices.Equal(seqs(got), tc.want) || hi != tc.hi {
+			t.Fatalf("after(%d) = %v, %d; want %v, %d", tc.base, seqs(got), hi, tc.want, tc.hi)
+		}
+	}
+	c.add("d", []cachedEvent{ev(15, 12)}) // Joins both runs: (2, 30].
+	if got, hi := c.after("d", 2); !slices.Equal(seqs(got), []uint64{5, 9, 12, 15, 20, 30}) || hi != 30 {
+		t.Fatalf("after a joining event: %v, %d", seqs(got), hi)
+	}
+	if e, ok := c.lookup("d", 15); !ok || e.prev != 12 {
+		t.Fatalf("lookup(15) = %+v, %v", e, ok)
+	}
+	if _, ok := c.lookup("d", 16); ok {
+		t.Fatal("lookup(16) found an event that does not exist")
+	}
+	c = newEventCache(4)
+	c.add("a", []cachedEvent{ev(1, 0), ev(2, 1), ev(3, 2)})
+	c.add("b", []cachedEvent{ev(4, 0), ev(5, 4)})
+	if _, hi := c.after("a", 0); hi != 0 || c.n != 2 {
+		t.Fatalf("a not evicted: hi %d, %d events", hi, c.n)
+	}
+	c.add("b", []cachedEvent{ev(6, 5), ev(7, 6), ev(8, 7)})
+	if got, hi := c.after("b", 4); c.n > 4 || hi != 8 || len(got) == 0 {
+		t.Fatalf("one document over the bound: %d events, after(4) = %v, %d", c.n, seqs(got), hi)
 	}
 }
