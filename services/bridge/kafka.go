@@ -175,7 +175,7 @@ func (s *KafkaSink) Write(ctx context.Context, events []eventlog.Event) (Written
 		s.recover = false
 	}
 	recs := make([]*kgo.Record, 0, len(events))
-	seqs := make([]uint64, 0, len(events))
+	seqs := make(map[*kgo.Record]uint64, len(events)) // results come in completion order
 	for _, ev := range events {
 		switch {
 		case ev.Origin == OriginKafka:
@@ -190,22 +190,23 @@ func (s *KafkaSink) Write(ctx context.Context, events []eventlog.Event) (Written
 			return w, fmt.Errorf("bridge: event %d: %w", ev.Seq, err)
 		}
 		recs = append(recs, r)
-		seqs = append(seqs, ev.Seq)
+		seqs[r] = ev.Seq
 	}
 	if len(recs) == 0 {
 		return w, nil
 	}
 	var first error
-	for i, res := range s.cl.ProduceSync(ctx, recs...) {
+	for _, res := range s.cl.ProduceSync(ctx, recs...) {
+		seq := seqs[res.Record]
 		if res.Err != nil {
 			if first == nil {
-				first = fmt.Errorf("bridge: produce event %d of document %q to %s: %w", seqs[i], res.Record.Key, s.cfg.Topic, res.Err)
+				first = fmt.Errorf("bridge: produce event %d of document %q to %s: %w", seq, res.Record.Key, s.cfg.Topic, res.Err)
 			}
 			continue
 		}
 		w.New++
 		doc := string(res.Record.Key)
-		s.seen[doc] = max(s.seen[doc], seqs[i])
+		s.seen[doc] = max(s.seen[doc], seq)
 		s.safe[res.Record.Partition] = max(s.safe[res.Record.Partition], res.Record.Offset+1)
 		s.dirty = true
 	}
