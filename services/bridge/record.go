@@ -120,7 +120,8 @@ func mirroredSeq(r *kgo.Record, stream string) (uint64, bool) {
 // ParseRecord reads an inbound record's value (and its Kafka key, which, when
 // present, must be the document id) into the op to append. Everything is
 // checked: strict JSON with no unknown fields, a valid document id, an op id
-// of 1 to 128 bytes, an author of at most 256 bytes of UTF-8, and an op that
+// of 1 to 128 visible ASCII characters, an author of at most 256 bytes of
+// UTF-8, and an op that
 // decodes with crdt.DecodeOp and is the record's site and counter. Errors are
 // *schemas.Error values whose Code is the dead letter's reason: bad_event,
 // bad_document_id, bad_op or too_large.
@@ -144,8 +145,8 @@ func ParseRecord(key, value []byte) (eventlog.Op, string, error) {
 		return eventlog.Op{}, "", schemas.Errorf(schemas.CodeBadEvent, nil, "record key %q is not its documentId %q", truncate(string(key)), r.DocumentID)
 	}
 	switch {
-	case r.OpID == "" || len(r.OpID) > 128 || !utf8.ValidString(r.OpID):
-		return eventlog.Op{}, "", schemas.Errorf(schemas.CodeBadEvent, nil, "opId %q: want 1 to 128 bytes of UTF-8", truncate(r.OpID))
+	case !validOpID(r.OpID):
+		return eventlog.Op{}, "", schemas.Errorf(schemas.CodeBadEvent, nil, "opId %q: want 1 to 128 visible ASCII characters", truncate(r.OpID))
 	case len(r.Author) > 256 || !utf8.ValidString(r.Author):
 		return eventlog.Op{}, "", schemas.Errorf(schemas.CodeBadEvent, nil, "author: want at most 256 bytes of UTF-8")
 	case r.Time != "":
@@ -161,6 +162,21 @@ func ParseRecord(key, value []byte) (eventlog.Op, string, error) {
 		return eventlog.Op{}, "", schemas.Errorf(schemas.CodeBadOp, nil, "record says site %d counter %d, its op is site %d counter %d", r.Site, r.Counter, op.Site, op.Counter)
 	}
 	return eventlog.Op{ID: r.OpID, Site: r.Site, Counter: r.Counter, Author: r.Author, Payload: r.Op, Origin: OriginKafka}, r.DocumentID, nil
+}
+
+// validOpID reports whether id is 1 to 128 visible ASCII characters: it
+// travels in a NATS header (Nats-Msg-Id), where a control character or a
+// line break would corrupt the message.
+func validOpID(id string) bool {
+	if id == "" || len(id) > 128 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if id[i] < 0x21 || id[i] > 0x7e {
+			return false
+		}
+	}
+	return true
 }
 
 func truncate(s string) string {

@@ -48,6 +48,8 @@ func TestParseRecord(t *testing.T) {
 		{"document with a dot", "", fmt.Sprintf(`{"documentId":"a.b","opId":"x","site":7,"counter":1,"op":%q}`, op), schemas.CodeBadDocumentID},
 		{"key is another document", "other", good, schemas.CodeBadEvent},
 		{"no op id", "notes", fmt.Sprintf(`{"documentId":"notes","site":7,"counter":1,"op":%q}`, op), schemas.CodeBadEvent},
+		{"op id with a line break", "notes", fmt.Sprintf(`{"documentId":"notes","opId":"a\r\nNats-Msg-Id: b","site":7,"counter":1,"op":%q}`, op), schemas.CodeBadEvent},
+		{"op id with a space", "notes", fmt.Sprintf(`{"documentId":"notes","opId":"a b","site":7,"counter":1,"op":%q}`, op), schemas.CodeBadEvent},
 		{"op id too long", "notes", fmt.Sprintf(`{"documentId":"notes","opId":%q,"site":7,"counter":1,"op":%q}`, strings.Repeat("x", 129), op), schemas.CodeBadEvent},
 		{"author too long", "notes", fmt.Sprintf(`{"documentId":"notes","opId":"x","site":7,"counter":1,"author":%q,"op":%q}`, strings.Repeat("a", 257), op), schemas.CodeBadEvent},
 		{"no op", "notes", `{"documentId":"notes","opId":"x","site":7,"counter":1}`, schemas.CodeBadOp},
