@@ -49,6 +49,12 @@ type Config struct {
 	// visited reads nothing from the log (default 1 Mi events, about 100
 	// bytes each; negative disables).
 	EventCacheEvents int
+	// SegmentCacheBytes bounds the text segments kept for time travel to
+	// text (see segments.go; default 64 MiB, negative disables), and
+	// SegmentEvents is how many sequences past the asked version a new
+	// segment reaches (default 1024).
+	SegmentCacheBytes int
+	SegmentEvents     uint64
 	// IndexCacheEvents bounds the per-document indexes of insert events that
 	// blame keeps (default 4 Mi events; negative disables).
 	IndexCacheEvents int
@@ -85,6 +91,8 @@ func (c Config) withDefaults() (Config, error) {
 	c.SnapshotCacheBytes = cmp.Or(c.SnapshotCacheBytes, 64<<20)
 	c.IndexCacheEvents = cmp.Or(c.IndexCacheEvents, 4<<20)
 	c.EventCacheEvents = cmp.Or(c.EventCacheEvents, 1<<20)
+	c.SegmentCacheBytes = cmp.Or(c.SegmentCacheBytes, 64<<20)
+	c.SegmentEvents = cmp.Or(c.SegmentEvents, 1024)
 	c.NearEvents = cmp.Or(c.NearEvents, 2048)
 	c.StateFallback = cmp.Or(c.StateFallback, 4096)
 	if c.Logger == nil {
@@ -111,6 +119,7 @@ type Service struct {
 	snaps   *snapCache
 	index   *indexCache
 	evcache *eventCache
+	segs    *segCache
 	meta    *metaCache
 }
 
@@ -129,6 +138,7 @@ func New(cfg Config) (*Service, error) {
 		snaps:   newSnapCache(cfg.SnapshotCacheBytes),
 		index:   newIndexCache(cfg.IndexCacheEvents),
 		evcache: newEventCache(cfg.EventCacheEvents),
+		segs:    newSegCache(cfg.SegmentCacheBytes),
 		meta:    newMetaCache(65536),
 	}
 	s.cache = &breaker{rm: cfg.Cache, timeout: cfg.CacheTimeout, retry: cfg.CacheRetry, now: cfg.Now, log: cfg.Logger, metrics: m}

@@ -43,18 +43,19 @@ func loadReplica(b []byte) (*crdt.Doc, error) {
 // applied: an event that does not decode, is not an op, is an op of another
 // site or counter than its envelope, or that the CRDT refuses is skipped
 // (the projector sets it aside as a dead letter and goes on).
-func applyEvent(d *crdt.Doc, ev *eventlog.Event, evErr error) (crdt.Op, bool) {
+func applyEvent(d *crdt.Doc, ev *eventlog.Event, evErr error) (crdt.Op, []crdt.Change, bool) {
 	if evErr != nil || ev.Type != schemas.EventOp {
-		return crdt.Op{}, false
+		return crdt.Op{}, nil, false
 	}
 	op, err := crdt.DecodeOp(ev.Payload)
 	if err != nil || uint32(op.Site) != ev.Site || op.Counter != ev.Counter {
-		return crdt.Op{}, false
+		return crdt.Op{}, nil, false
 	}
-	if _, err := d.Apply(op); err != nil {
-		return crdt.Op{}, false
+	cs, err := d.Apply(op)
+	if err != nil {
+		return crdt.Op{}, nil, false
 	}
-	return op, true
+	return op, cs, true
 }
 
 // unknownVersion is the error of a sequence that is not a version of doc.
@@ -105,10 +106,39 @@ type basePlan struct {
 
 // checkout returns doc's state at version v, owned by the caller, who must
 // give it back with checkin (or drop it). v == 0 is the empty document
-// before its first event. The tail after the base comes from the event
-// cache or the log; when the base must be decoded, the decoding and the log
-// read run at the same time.
+// before its first event.
 func (s *Service) checkout(ctx context.Context, doc string, v uint64) (*state, error) {
+	st, found, err := s.advance(ctx, doc, v, v, nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	if !found {
+		s.states.put(st) // Correct at its version: keep it.
+		return nil, s.notAVersion(ctx, doc, v)
+	}
+	return st, nil
+}
+
+// notAVersion is the error of a v that is not a version of doc.
+func (s *Service) notAVersion(ctx context.Context, doc string, v uint64) error {
+	last, err := s.cfg.Log.LastSeq(ctx, doc)
+	if errors.Is(err, eventlog.ErrUnknownDocument) {
+		return notFound(doc)
+	}
+	if err != nil {
+		return err
+	}
+	return unknownVersion(doc, v, last)
+}
+
+// advance builds doc's state from the best base at or below v (see base)
+// through doc's events in (base, upTo], upTo >= v, and returns it, owned by
+// the caller; found reports whether v is the base's version or one of the
+// events' (whether v is a version of doc). onBase, when set, sees the base
+// before any event is applied; seen each event applied, with the changes
+// it made. The tail comes from the event cache or the log; when the base
+// must be decoded, the decoding and the log read run at the same time.
+func (s *Service) advance(ctx context.Context, doc string, v, upTo uint64, onBase func(*state), seen func(*cachedEvent, []crdt.Change)) (*state, bool, error) {
 	start := time.Now()
 	p := s.base(ctx, doc, v)
 	st := p.st
@@ -128,8 +158,8 @@ func (s *Service) checkout(ctx context.Context, doc string, v uint64) (*state, e
 	}
 	var evs []cachedEvent
 	var err error
-	if p.version < v {
-		err = s.events(ctx, doc, p.version, v, func(e *cachedEvent) error {
+	if p.version < upTo {
+		err = s.events(ctx, doc, p.version, upTo, func(e *cachedEvent) error {
 			evs = append(evs, *e)
 			return nil
 		})
@@ -137,64 +167,43 @@ func (s *Service) checkout(ctx context.Context, doc string, v uint64) (*state, e
 	if decoded != nil {
 		<-decoded
 		if decodeErr != nil {
-			// A snapshot that does not load: start from the empty document.
+			// A stored state that does not load: start from the empty document.
 			s.log.Warn("read: stored state does not load; replaying without it", "doc", doc, "version", p.version, "err", decodeErr)
 			s.metrics.errors.WithLabelValues("snapshot").Inc()
-			return s.checkoutFrom(ctx, doc, v, start)
+			st, p.version, p.kind = &state{doc: doc, d: replica()}, 0, "empty"
+			evs, err = nil, s.events(ctx, doc, 0, upTo, func(e *cachedEvent) error {
+				evs = append(evs, *e)
+				return nil
+			})
 		}
 	}
 	if err != nil {
 		if p.kind == "cursor" {
 			s.states.put(st)
 		}
-		return nil, err
+		return nil, false, err
 	}
+	if onBase != nil {
+		onBase(st)
+	}
+	found := st.version == v && (v == 0 || p.kind != "empty")
 	for i := range evs {
 		ev, evErr := evs[i].event()
-		applyEvent(st.d, &ev, evErr)
+		_, cs, _ := applyEvent(st.d, &ev, evErr)
 		st.version, st.updated, st.author = ev.Seq, ev.Stored, ev.Author
-	}
-	if st.version != v {
-		s.states.put(st) // Correct at its version: keep it.
-		last, lerr := s.cfg.Log.LastSeq(ctx, doc)
-		if errors.Is(lerr, eventlog.ErrUnknownDocument) {
-			return nil, notFound(doc)
+		found = found || ev.Seq == v
+		if seen != nil {
+			seen(&evs[i], cs)
 		}
-		if lerr != nil {
-			last = st.version
-		}
-		return nil, unknownVersion(doc, v, last)
 	}
-	if st.updated.IsZero() && v > 0 {
+	if found && st.version == v && st.updated.IsZero() && v > 0 {
 		// A snapshot at exactly v: the event's author and time.
 		if err := s.eventMeta(ctx, st); err != nil {
-			return nil, err
+			return nil, false, err
 		}
 	}
 	s.metrics.travel(p.kind, len(evs), time.Since(start))
-	return st, nil
-}
-
-// checkoutFrom folds doc from its first event: the way around a stored
-// state that does not load.
-func (s *Service) checkoutFrom(ctx context.Context, doc string, v uint64, start time.Time) (*state, error) {
-	st := &state{doc: doc, d: replica()}
-	n := 0
-	err := s.events(ctx, doc, 0, v, func(e *cachedEvent) error {
-		ev, evErr := e.event()
-		applyEvent(st.d, &ev, evErr)
-		st.version, st.updated, st.author = ev.Seq, ev.Stored, ev.Author
-		n++
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	if st.version != v {
-		return nil, unknownVersion(doc, v, st.version)
-	}
-	s.metrics.travel("empty", n, time.Since(start))
-	return st, nil
+	return st, found, nil
 }
 
 // checkin gives a state back to the cache.
@@ -374,13 +383,7 @@ func (s *Service) At(ctx context.Context, doc string, v uint64) (Document, error
 	if v == 0 {
 		return Document{}, schemas.Errorf(schemas.CodeUnknownVersion, nil, "version 0 is before document %q's first event", doc)
 	}
-	st, err := s.checkout(ctx, doc, v)
-	if err != nil {
-		return Document{}, err
-	}
-	defer s.checkin(st)
-	s.meta.put(doc, st.version, meta{st.updated, st.author})
-	return Document{ID: doc, Version: st.version, Updated: apiTime(st.updated), Author: st.author, Length: st.d.Len(), Text: st.d.Text(), Source: SourceLog}, nil
+	return s.textAt(ctx, doc, v)
 }
 
 // AtTime returns doc as it was at instant t.

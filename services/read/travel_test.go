@@ -104,6 +104,8 @@ func TestTimeTravelMatchesReplay(t *testing.T) {
 		{"snapshots, no state cache", Config{Snapshots: h.snaps, StateCacheEntries: -1}},
 		{"snapshots, tiny caches", Config{Snapshots: h.snaps, StateCacheEntries: 2, SnapshotCacheBytes: 1, NearEvents: 1, EventCacheEvents: 7}},
 		{"no event cache", Config{Snapshots: h.snaps, EventCacheEvents: -1, NearEvents: 4}},
+		{"no segments", Config{Snapshots: h.snaps, SegmentCacheBytes: -1}},
+		{"short segments", Config{Snapshots: h.snaps, SegmentEvents: 3, SegmentCacheBytes: 4096}},
 	}
 	for _, vr := range variants {
 		t.Run(vr.name, func(t *testing.T) {
