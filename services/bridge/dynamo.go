@@ -140,7 +140,7 @@ func (s *DynamoSink) ensureTable(ctx context.Context, create bool) error {
 		}
 		return nil
 	case errors.As(err, &nf):
-		return fmt.Errorf("bridge: DynamoDB table %s does not exist; create it (key documentId S, sequence N) or let the bridge (--create)", s.table)
+		return fmt.Errorf("%w: DynamoDB table %s does not exist; create it (key documentId S, sequence N) or let the bridge (--create)", ErrMisconfigured, s.table)
 	case err != nil:
 		return fmt.Errorf("bridge: describe DynamoDB table %s: %w", s.table, err)
 	}
@@ -149,7 +149,7 @@ func (s *DynamoSink) ensureTable(ctx context.Context, create bool) error {
 		keys[aws.ToString(k.AttributeName)] = k.KeyType
 	}
 	if len(keys) != 2 || keys[AttrDocumentID] != types.KeyTypeHash || keys[AttrSequence] != types.KeyTypeRange {
-		return fmt.Errorf("bridge: DynamoDB table %s has key %v; the bridge needs documentId (HASH) and sequence (RANGE)", s.table, keys)
+		return fmt.Errorf("%w: DynamoDB table %s has key %v; the bridge needs documentId (HASH) and sequence (RANGE)", ErrMisconfigured, s.table, keys)
 	}
 	return nil
 }

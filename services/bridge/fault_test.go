@@ -2,6 +2,7 @@ package bridge_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -152,6 +153,42 @@ func TestWaitsOutNATSRestart(t *testing.T) {
 			})
 			e.restartNATS()
 		}
+	}
+	e.waitMirrored(t, docs, n, time.Minute)
+}
+
+// TestStartsBeforeDynamoDBAndRefusesAMissingTable: a server that is not up
+// yet is waited for; a table the bridge may not create is an error at once.
+func TestStartsBeforeDynamoDBAndRefusesAMissingTable(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+
+	o := e.options(bridge.SinkDynamoDB)
+	o.DynamoDB.Create = false
+	if err := bridge.Run(ctx, o); !errors.Is(err, bridge.ErrMisconfigured) {
+		t.Fatalf("Run without the table and without Create: %v, want ErrMisconfigured", err)
+	}
+
+	if err := e.dyn.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	o = e.options(bridge.SinkKafka, bridge.SinkDynamoDB)
+	e.runBridge(o)
+	docs := docNames("s", 3)
+	n := newWriter(e.log, 7).write(ctx, t, docs, 20, nil)
+	// The Kafka sink is set up first (it creates the topic), then the
+	// bridge tries DynamoDB, and waits.
+	eventually(t, time.Minute, "the bridge past Kafka, at DynamoDB", func() error {
+		_, err := e.topicRecords("new-event")
+		return err
+	})
+	if h := gauge(t, o.Registry, "palimpsest_bridge_acked_sequence"); h != 0 {
+		t.Fatalf("acknowledged %v with DynamoDB down", h)
+	}
+	if err := e.dyn.Start(); err != nil {
+		t.Fatal(err)
 	}
 	e.waitMirrored(t, docs, n, time.Minute)
 }

@@ -93,7 +93,7 @@ func EnsureTopics(ctx context.Context, c KafkaConfig, topics ...string) error {
 			continue
 		}
 		if !c.Create {
-			return fmt.Errorf("bridge: Kafka topic %q does not exist; create it or let the bridge (--create)", t)
+			return fmt.Errorf("%w: Kafka topic %q does not exist; create it or let the bridge (--create)", ErrMisconfigured, t)
 		}
 		if _, err := adm.CreateTopic(ctx, c.Partitions, c.ReplicationFactor, nil, t); err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
 			return fmt.Errorf("bridge: create Kafka topic %q: %w", t, err)

@@ -118,10 +118,19 @@ func (o *Options) sinks(ctx context.Context, l *eventlog.Log, checkpoint bool) (
 			closers = append(closers, ks.Close)
 			sinks = append(sinks, ks)
 		case SinkDynamoDB:
-			ds, err := NewDynamoSink(ctx, o.DynamoDB)
-			if err != nil {
-				closeAll()
-				return nil, nil, err
+			var ds *DynamoSink
+			bo := newBackoff()
+			for {
+				var err error
+				if ds, err = NewDynamoSink(ctx, o.DynamoDB); err == nil {
+					break
+				}
+				if errors.Is(err, ErrMisconfigured) || ctx.Err() != nil {
+					closeAll()
+					return nil, nil, err
+				}
+				o.Bridge.Logger.Warn("bridge: DynamoDB; retrying", "err", err)
+				bo.wait(ctx)
 			}
 			sinks = append(sinks, ds)
 		}
@@ -145,7 +154,7 @@ func (o *Options) ensureTopics(ctx context.Context, dlq bool) error {
 		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		err := EnsureTopics(cctx, kc, topics...)
 		cancel()
-		if err == nil || ctx.Err() != nil {
+		if err == nil || ctx.Err() != nil || errors.Is(err, ErrMisconfigured) {
 			return err
 		}
 		o.Bridge.Logger.Warn("bridge: Kafka topics", "err", err)
@@ -156,8 +165,18 @@ func (o *Options) ensureTopics(ctx context.Context, dlq bool) error {
 }
 
 // Run runs the bridge (and the inbound direction, if enabled) until ctx
-// ends. It returns an error only for a configuration that cannot work.
+// ends, then returns nil. It waits for servers that cannot be reached yet;
+// it returns an error only for a configuration that cannot work (see
+// ErrMisconfigured) or an address it cannot listen on.
 func Run(ctx context.Context, o Options) error {
+	err := run(ctx, o)
+	if ctx.Err() != nil {
+		return nil // Stopped while starting: not a failure.
+	}
+	return err
+}
+
+func run(ctx context.Context, o Options) error {
 	if err := o.check(); err != nil {
 		return err
 	}

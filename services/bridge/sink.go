@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/palimpsest-editor/palimpsest/eventlog"
@@ -20,6 +21,11 @@ type Sink interface {
 	Name() string
 	Write(ctx context.Context, events []eventlog.Event) (Written, error)
 }
+
+// ErrMisconfigured is wrapped by errors that waiting cannot fix: a missing
+// table or topic the bridge may not create, a table with another key.
+// Anything else at start-up (a server not reachable yet) is waited out.
+var ErrMisconfigured = errors.New("bridge: misconfigured")
 
 // Written counts what one Write did.
 type Written struct {
