@@ -27,6 +27,13 @@ type HTTPConfig struct {
 	// Tokens reads a request's token: the HttpOnly cookie or an
 	// Authorization: Bearer header, never the URL.
 	Tokens auth.TokenSource
+	// VerifiedTTL is how long a token that verified is taken without
+	// checking its signature again (never past its exp): default 30 s,
+	// negative never. It bounds how long the tokens of a key removed from
+	// the trusted set stay accepted.
+	VerifiedTTL time.Duration
+	// Now is the clock of VerifiedTTL (default time.Now).
+	Now func() time.Time
 }
 
 // Route is one route of the API, as the OpenAPI document lists it.
@@ -71,7 +78,13 @@ func (s *Service) Handler(hc HTTPConfig) (http.Handler, error) {
 	if hc.Verifier == nil {
 		return nil, errors.New("read: HTTPConfig.Verifier is required")
 	}
-	h := &handler{s: s, v: hc.Verifier, tokens: hc.Tokens, mux: http.NewServeMux()}
+	if hc.VerifiedTTL == 0 {
+		hc.VerifiedTTL = 30 * time.Second
+	}
+	if hc.Now == nil {
+		hc.Now = time.Now
+	}
+	h := &handler{s: s, v: newVerifyCache(hc.Verifier, hc.VerifiedTTL, 10000, hc.Now), tokens: hc.Tokens, mux: http.NewServeMux()}
 	docRoutes := map[string]func(http.ResponseWriter, *http.Request, string) error{
 		"document": h.document, "history": h.history, "diff": h.diff, "blame": h.blame,
 	}

@@ -1,6 +1,7 @@
 package read
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -367,5 +368,57 @@ func walkRefs(t *testing.T, doc map[string]any, v any) {
 		for _, y := range x {
 			walkRefs(t, doc, y)
 		}
+	}
+}
+
+// countingVerifier counts the signature checks.
+type countingVerifier struct {
+	v     TokenVerifier
+	calls int
+}
+
+func (c *countingVerifier) Verify(ctx context.Context, token string) (*auth.Principal, error) {
+	c.calls++
+	return c.v.Verify(ctx, token)
+}
+
+// TestVerifiedTokenCache: a token that verified is not checked again within
+// the TTL, never past its expiry; failures are never cached.
+func TestVerifiedTokenCache(t *testing.T) {
+	ctx := ctxT(t, time.Minute)
+	iss := authtest.EdDSAIssuer(t, "k1")
+	clock := authtest.NewClock(time.Now())
+	v, err := auth.NewVerifier(ctx, auth.Config{Keys: []auth.Key{authtest.VerifierKey(t, iss)}, Now: clock.Now, Leeway: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cv := &countingVerifier{v: v}
+	c := newVerifyCache(cv, 30*time.Second, 100, clock.Now)
+	iss.Now = clock.Now
+	tok, _ := iss.Issue("ada", "", auth.Docs{Read: []string{"*"}}, time.Minute)
+	for range 3 {
+		if _, err := c.Verify(ctx, tok); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if cv.calls != 1 {
+		t.Fatalf("%d signature checks for 3 uses within the TTL, want 1", cv.calls)
+	}
+	clock.Advance(31 * time.Second)
+	if _, err := c.Verify(ctx, tok); err != nil || cv.calls != 2 {
+		t.Fatalf("after the TTL: %v, %d checks, want a second check", err, cv.calls)
+	}
+	clock.Advance(30 * time.Second) // Past exp, within the TTL of the second check.
+	if _, err := c.Verify(ctx, tok); err == nil {
+		t.Fatal("an expired token was accepted from the cache")
+	}
+	bad := authtest.Tamper(tok, map[string]any{"sub": "eve"})
+	for range 2 {
+		if _, err := c.Verify(ctx, bad); err == nil {
+			t.Fatal("a tampered token verified")
+		}
+	}
+	if cv.calls != 5 {
+		t.Fatalf("%d checks, want 5: failures are checked every time", cv.calls)
 	}
 }
