@@ -23,7 +23,54 @@ type PartitionConsumer struct {
 	name string
 	p    int
 	cons jetstream.Consumer
-	last jetstream.Msg // the newest message fetched, unacknowledged
+	// delivered is the consumer sequence of the last message received. The
+	// server numbers its deliveries 1, 2, 3…; a jump means a message was
+	// delivered to a pull request the client had already given up on (an
+	// expiry race), and AckAll would silently acknowledge it later.
+	delivered uint64
+	lost      bool
+}
+
+// ErrLostDelivery is returned by Fetch when the server delivered events
+// this client never received. The consumer must be reopened at the
+// caller's checkpoint (OpenPartitionConsumer), which delivers them again.
+var ErrLostDelivery = errors.New("eventlog: the server delivered events this consumer did not receive; reopen it at the checkpoint")
+
+// Batch is the outcome of one Fetch.
+type Batch struct {
+	// Events are the fetched events in log order.
+	Events []Delivery
+	// Lag is how many events of the partition remained after the last one.
+	Lag  uint64
+	c    *PartitionConsumer
+	last jetstream.Msg
+}
+
+// Ack acknowledges this batch and every earlier one without waiting for the
+// server (an ack lost on the way only means the events come again). Call
+// it only after their effects are durable: an event not acknowledged is
+// delivered again (to whoever owns the partition next).
+func (b *Batch) Ack() error {
+	if b.last == nil {
+		return nil
+	}
+	if err := b.last.Ack(); err != nil {
+		return classify(err, "consumer %s: ack", b.c.name)
+	}
+	return nil
+}
+
+// AckSync is Ack that waits for the server to confirm it.
+func (b *Batch) AckSync(ctx context.Context) error {
+	if b.last == nil {
+		return nil
+	}
+	rctx, cancel := b.c.l.reqCtx(ctx)
+	defer cancel()
+	if err := b.last.DoubleAck(rctx); err != nil {
+		return classify(err, "consumer %s: ack", b.c.name)
+	}
+	return nil
 }
 
 // Delivery is one fetched event. Err is non-nil (ErrBadEvent) when the stored
@@ -76,7 +123,7 @@ func (l *Log) OpenPartitionConsumer(ctx context.Context, name string, p int, aft
 		if info.Delivered.Stream == after && info.AckFloor.Stream == after && info.NumAckPending == 0 &&
 			len(info.Config.FilterSubjects) == 0 && info.Config.FilterSubject == l.subj.Partition(p) &&
 			info.Config.MaxAckPending == cfg.MaxAckPending {
-			return &PartitionConsumer{l: l, name: name, p: p, cons: cons}, nil
+			return &PartitionConsumer{l: l, name: name, p: p, cons: cons, delivered: info.Delivered.Consumer}, nil
 		}
 		if err := l.js.DeleteConsumer(rctx, l.cfg.Stream, name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
 			return nil, classify(err, "consumer %s: delete to reposition", name)
@@ -104,82 +151,62 @@ func (l *Log) OpenPartitionConsumer(ctx context.Context, name string, p int, aft
 
 // Fetch returns up to max events: at once what the server has, or else it
 // waits up to wait for the first one and returns it with whatever followed
-// it. It returns no events and no error when nothing arrived. Lag is how many
-// events of the partition remain after the last one returned.
-func (c *PartitionConsumer) Fetch(ctx context.Context, max int, wait time.Duration) (ds []Delivery, lag uint64, err error) {
+// it. The batch is empty when nothing arrived. One goroutine at a time may
+// call Fetch; batches may be acknowledged from any goroutine, in order.
+func (c *PartitionConsumer) Fetch(ctx context.Context, max int, wait time.Duration) (*Batch, error) {
 	if err := ctx.Err(); err != nil {
-		return nil, 0, err
+		return nil, err
 	}
+	if c.lost {
+		return nil, ErrLostDelivery
+	}
+	out := &Batch{c: c, Events: make([]Delivery, 0, min(max, 4096))}
 	b, err := c.cons.FetchNoWait(max)
 	if err != nil {
-		return nil, 0, classify(err, "consumer %s: fetch", c.name)
+		return nil, classify(err, "consumer %s: fetch", c.name)
 	}
-	ds, lag, err = c.collect(b, max)
-	if err != nil || len(ds) > 0 {
-		return ds, lag, err
+	if err := c.collect(out, b); err != nil || len(out.Events) > 0 {
+		return out, err
 	}
-	fctx, cancel := context.WithTimeout(ctx, wait)
-	defer cancel()
-	b, err = c.cons.Fetch(1, jetstream.FetchContext(fctx))
+	// The server's expiry, not a client context, ends the wait: a client
+	// that gives up first may miss an event the server delivers just then.
+	b, err = c.cons.Fetch(1, jetstream.FetchMaxWait(wait))
 	if err != nil {
-		if ctx.Err() != nil {
-			return nil, 0, ctx.Err()
-		}
-		return nil, 0, classify(err, "consumer %s: fetch", c.name)
+		return nil, classify(err, "consumer %s: fetch", c.name)
 	}
-	ds, lag, err = c.collect(b, 1)
-	if err != nil || len(ds) == 0 || lag == 0 || max == 1 {
-		return ds, lag, err
+	if err := c.collect(out, b); err != nil || len(out.Events) == 0 || out.Lag == 0 || max == 1 {
+		return out, err
 	}
-	b, err = c.cons.FetchNoWait(max - 1)
-	if err != nil {
-		return ds, lag, nil // The first event stands; the rest comes next time.
+	if b, err = c.cons.FetchNoWait(max - 1); err == nil {
+		_ = c.collect(out, b) // The first event stands; the rest may come next time.
 	}
-	more, lag2, err := c.collect(b, max-1)
-	if err != nil {
-		return ds, lag, nil
-	}
-	if len(more) > 0 {
-		lag = lag2
-	}
-	return append(ds, more...), lag, nil
+	return out, nil
 }
 
-func (c *PartitionConsumer) collect(b jetstream.MessageBatch, max int) ([]Delivery, uint64, error) {
-	ds := make([]Delivery, 0, min(max, 1024))
-	var lag uint64
+func (c *PartitionConsumer) collect(out *Batch, b jetstream.MessageBatch) error {
+	n := len(out.Events)
 	for m := range b.Messages() {
 		md, err := m.Metadata()
 		if err != nil {
-			return nil, 0, classify(err, "consumer %s: message metadata", c.name)
+			return classify(err, "consumer %s: message metadata", c.name)
 		}
+		if md.Sequence.Consumer != c.delivered+1 || c.lost {
+			// Keep what came before the gap; refuse everything after it.
+			c.lost = true
+			continue
+		}
+		c.delivered = md.Sequence.Consumer
 		ev, derr := c.l.decode(md.Sequence.Stream, m.Subject(), m.Headers(), m.Data(), md.Timestamp)
-		ds = append(ds, Delivery{Event: ev, Data: m.Data(), Err: derr})
-		lag = md.NumPending
-		c.last = m
+		out.Events = append(out.Events, Delivery{Event: ev, Data: m.Data(), Err: derr})
+		out.Lag = md.NumPending
+		out.last = m
 	}
-	if err := b.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && !errors.Is(err, context.DeadlineExceeded) {
-		if len(ds) > 0 {
-			return ds, lag, nil
-		}
-		return nil, 0, classify(err, "consumer %s: fetch", c.name)
+	if err := b.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && !errors.Is(err, context.DeadlineExceeded) && len(out.Events) == n {
+		return classify(err, "consumer %s: fetch", c.name)
 	}
-	return ds, lag, nil
-}
-
-// Ack acknowledges every event fetched so far and waits for the server to
-// confirm it. Call it only after their effects are durable: an event not
-// acknowledged is delivered again (to whoever owns the partition next).
-func (c *PartitionConsumer) Ack(ctx context.Context) error {
-	if c.last == nil {
-		return nil
+	if c.lost && len(out.Events) == n {
+		return ErrLostDelivery
 	}
-	rctx, cancel := c.l.reqCtx(ctx)
-	defer cancel()
-	if err := c.last.DoubleAck(rctx); err != nil {
-		return classify(err, "consumer %s: ack", c.name)
-	}
-	c.last = nil
 	return nil
 }
 

@@ -11,7 +11,7 @@
 //	cp := store.Checkpoint(p)                         // every event of p up to cp is folded
 //	cons := log.OpenPartitionConsumer(name, p, cp)    // durable consumer, repositioned to cp+1
 //	for {
-//		batch := cons.Fetch(4096)                     // many ops, many documents
+//		batch := cons.Fetch(16384)                    // many ops, many documents
 //		docs := fold(batch)                           // in memory (LRU of CRDT replicas); skip seq <= doc version
 //		deadLetter(poison)                            // undecodable or refused ops; the partition goes on
 //		store.Commit(docs, checkpoint p = last seq)   // one transaction: each document written once

@@ -100,3 +100,14 @@ func (m *Metrics) Owned() int {
 	_ = m.owned.Write(&d)
 	return int(d.GetGauge().GetValue())
 }
+
+// Events returns how many events the projector has committed and
+// acknowledged.
+func (m *Metrics) Events() uint64 {
+	if m == nil {
+		return 0
+	}
+	var d dto.Metric
+	_ = m.events.Write(&d)
+	return uint64(d.GetCounter().GetValue())
+}

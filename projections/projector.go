@@ -37,7 +37,7 @@ type Config struct {
 	// Owner names this process in leases. Default host-pid-random.
 	Owner string
 	// BatchSize is the most events fetched and committed at once (default
-	// 4096); MaxWait how long a fetch waits for a first event (default 100 ms).
+	// 16384); MaxWait how long a fetch waits for a first event (default 100 ms).
 	BatchSize int
 	MaxWait   time.Duration
 	// LeaseTTL is how long a partition's lease outlives its holder (default
@@ -69,7 +69,7 @@ func (c Config) withDefaults() (Config, error) {
 		host, _ := os.Hostname()
 		c.Owner = fmt.Sprintf("%s-%d-%04x", host, os.Getpid(), rand.Uint32()&0xffff)
 	}
-	c.BatchSize = cmp.Or(c.BatchSize, 4096)
+	c.BatchSize = cmp.Or(c.BatchSize, 16384)
 	c.MaxWait = cmp.Or(c.MaxWait, 100*time.Millisecond)
 	c.LeaseTTL = cmp.Or(c.LeaseTTL, 10*time.Second)
 	c.CacheDocs = cmp.Or(c.CacheDocs, 4096)
@@ -238,17 +238,33 @@ func (p *Projector) runPartition(ctx context.Context, part int, epoch uint64, bo
 	if err != nil {
 		return &stageError{"fetch", err}
 	}
-	for {
-		ds, lag, err := cons.Fetch(ctx, p.cfg.BatchSize, p.cfg.MaxWait)
-		if err != nil {
-			return &stageError{"fetch", err}
+	// The next batch is fetched while this one folds and commits.
+	fctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	batches := make(chan *eventlog.Batch, 1)
+	ferr := make(chan error, 1)
+	go func() {
+		defer close(batches)
+		for {
+			b, err := cons.Fetch(fctx, p.cfg.BatchSize, p.cfg.MaxWait)
+			if err != nil {
+				ferr <- err
+				return
+			}
+			select {
+			case batches <- b:
+			case <-fctx.Done():
+				return
+			}
 		}
+	}()
+	for b := range batches {
+		ds := b.Events
+		p.cfg.Metrics.setLag(p.cfg.Name, part, b.Lag)
 		if len(ds) == 0 {
-			p.cfg.Metrics.setLag(p.cfg.Name, part, 0)
 			continue
 		}
 		start := time.Now()
-		p.cfg.Metrics.setLag(p.cfg.Name, part, lag)
 		out, err := p.fold.fold(ctx, store, part, cp, ds)
 		if err != nil {
 			p.fold.forget(out, ds)
@@ -283,7 +299,7 @@ func (p *Projector) runPartition(ctx context.Context, part int, epoch uint64, bo
 		p.fold.committed(out)
 		cp = last
 		p.cfg.Fault("after-commit")
-		if err := cons.Ack(ctx); err != nil {
+		if err := b.Ack(); err != nil {
 			// The commit stands; the events come again and are skipped.
 			p.cfg.Metrics.error("ack")
 			p.cfg.Logger.Warn("projections: ack failed; the batch will be redelivered and skipped", "partition", part, "err", err)
@@ -299,6 +315,10 @@ func (p *Projector) runPartition(ctx context.Context, part int, epoch uint64, bo
 			p.snapshots(ctx, out)
 		}
 	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return &stageError{"fetch", <-ferr}
 }
 
 // snapshots writes the snapshots that are due. A failure is logged and

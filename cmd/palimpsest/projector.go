@@ -68,7 +68,7 @@ PALIMPSEST_<FLAG> (PALIMPSEST_POSTGRES, PALIMPSEST_REDIS, ...). Prometheus metri
 	f := cmd.Flags()
 	cfg.register(f)
 	f.StringVar(&cfg.metricsAddr, "metrics-addr", cfg.metricsAddr, "host:port of the Prometheus /metrics endpoint (empty: none)")
-	f.IntVar(&cfg.batch, "batch", 0, "most events fetched and committed at once (default 4096)")
+	f.IntVar(&cfg.batch, "batch", 0, "most events fetched and committed at once (default 16384)")
 	f.DurationVar(&cfg.leaseTTL, "lease-ttl", 0, "how long a dead process's partitions stay unowned (default 10s)")
 	f.IntVar(&cfg.snapshotEvery, "snapshot-every", 0, "ops of a document between snapshots (default 1000)")
 	f.DurationVar(&cfg.snapshotInterval, "snapshot-interval", 0, "longest time between a changed document's snapshots (default 1m)")

@@ -211,7 +211,7 @@ CREATE TABLE state_gN (
     text_utf8 bytea       NOT NULL,
     state     bytea       NOT NULL
 );
-ALTER TABLE state_gN ALTER COLUMN state SET STORAGE EXTERNAL;
+ALTER TABLE state_gN ALTER COLUMN state SET STORAGE EXTERNAL, ALTER COLUMN text_utf8 SET STORAGE EXTERNAL;
 CREATE TABLE checkpoints_gN (
     partition integer PRIMARY KEY,
     seq       bigint  NOT NULL,
