@@ -82,7 +82,7 @@ the command line wins. SIGINT or SIGTERM: not ready, finish requests in flight, 
 	f.StringVar(&cfg.audience, "audience", "", "required aud of tokens")
 	f.StringVar(&cfg.devHS256, "dev-hs256-secret", "", "DEVELOPMENT ONLY: accept HS256 tokens signed with this secret (32+ bytes)")
 	f.DurationVar(&cfg.drainTimeout, "drain-timeout", cfg.drainTimeout, "how long a shutdown waits for requests in flight")
-	f.IntVar(&cfg.stateCacheMiB, "state-cache-mib", 0, "rough memory for decoded past states (time travel), in MiB (default 512)")
+	f.IntVar(&cfg.stateCacheMiB, "state-cache-mib", 0, "rough memory for decoded past states (diff, blame, time travel), in MiB (default 300)")
 	return cmd
 }
 
@@ -138,7 +138,7 @@ func runRead(ctx context.Context, cfg readConfig, logger *slog.Logger) error {
 		scfg.Cache = b.read // Without Redis there is no cache: nobody would keep one up to date.
 	}
 	if cfg.stateCacheMiB > 0 {
-		scfg.StateCacheElements = cfg.stateCacheMiB << 20 / 64 // About 64 bytes a decoded code point.
+		scfg.StateCacheElements = cfg.stateCacheMiB << 20 / 150 // About 150 bytes a decoded code point.
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), collectors.NewGoCollector())

@@ -212,7 +212,9 @@ func (s *paperSetup) get(b *testing.B, url string) string {
 // percentiles reports the p50, p99 and max of ds in milliseconds.
 func percentiles(b *testing.B, ds []time.Duration, prefix string) {
 	slices.Sort(ds)
-	at := func(q float64) float64 { return float64(ds[min(len(ds)-1, int(q*float64(len(ds))))].Microseconds()) / 1000 }
+	at := func(q float64) float64 {
+		return float64(ds[min(len(ds)-1, int(q*float64(len(ds))))].Microseconds()) / 1000
+	}
 	b.ReportMetric(at(0.50), prefix+"p50-ms")
 	b.ReportMetric(at(0.99), prefix+"p99-ms")
 	b.ReportMetric(float64(ds[len(ds)-1].Microseconds())/1000, prefix+"max-ms")
@@ -234,12 +236,13 @@ func travels(b *testing.B, svc *Service, base string) float64 {
 //   - at=random: time travel to uniformly random versions, through the
 //     service and through HTTP; p50/p99/max latency. A fresh service
 //     (empty caches) for each run: use -benchtime 2000x for a steady state;
+//
 //   - current/*: current-document reads per second from a load generator
 //     (b.RunParallel, 8 goroutines a core) through HTTP, from a cache hit
 //     and from PostgreSQL, as ratios to a raw Redis HMGET and a raw
 //     PostgreSQL SELECT of the same document with the same load.
 //
-//	go test ./services/read -run '^$' -bench ReadPaper -benchtime 2000x -timeout 30m
+//     go test ./services/read -run '^$' -bench ReadPaper -benchtime 2000x -timeout 30m
 func BenchmarkReadPaper(b *testing.B) {
 	s := setupPaper(b)
 	seed := uint64(time.Now().UnixNano())
@@ -339,4 +342,3 @@ func BenchmarkReadPaper(b *testing.B) {
 		})
 	}
 }
-

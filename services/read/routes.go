@@ -83,8 +83,9 @@ func (h *handler) document(w http.ResponseWriter, r *http.Request, doc string) e
 		w.WriteHeader(http.StatusNotModified)
 		return nil
 	}
-	writeJSON(w, http.StatusOK, d)
-	return nil
+	w.Header().Set("Content-Type", "application/json")
+	_, err = w.Write(h.s.bodies.body(&d))
+	return err
 }
 
 // history: GET /v1/documents/{id}/history.

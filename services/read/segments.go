@@ -77,7 +77,7 @@ type segCache struct {
 	mu       sync.Mutex
 	maxBytes int
 	bytes    int
-	lru      list.List // of *segment
+	lru      list.List             // of *segment
 	byDoc    map[string][]*segment // sorted by from
 }
 

@@ -38,7 +38,8 @@ type Config struct {
 
 	// StateCacheElements and StateCacheEntries bound the decoded document
 	// states kept for time travel, in code points and in states (default
-	// 8 Mi and 256). Zero entries (negative) disables the cache.
+	// 2 Mi, about 300 MB, and 256; a decoded code point costs some 150
+	// bytes). A negative number of entries disables the cache.
 	StateCacheElements int
 	StateCacheEntries  int
 	// SnapshotCacheBytes bounds the raw snapshots kept in memory (default
@@ -55,6 +56,9 @@ type Config struct {
 	// segment reaches (default 1024).
 	SegmentCacheBytes int
 	SegmentEvents     uint64
+	// BodyCacheBytes bounds the encoded JSON bodies kept by document and
+	// version (default 32 MiB; negative disables).
+	BodyCacheBytes int
 	// IndexCacheEvents bounds the per-document indexes of insert events that
 	// blame keeps (default 4 Mi events; negative disables).
 	IndexCacheEvents int
@@ -86,13 +90,14 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	c.CacheTimeout = cmp.Or(c.CacheTimeout, 250*time.Millisecond)
 	c.CacheRetry = cmp.Or(c.CacheRetry, time.Second)
-	c.StateCacheElements = cmp.Or(c.StateCacheElements, 8<<20)
+	c.StateCacheElements = cmp.Or(c.StateCacheElements, 2<<20)
 	c.StateCacheEntries = cmp.Or(c.StateCacheEntries, 256)
 	c.SnapshotCacheBytes = cmp.Or(c.SnapshotCacheBytes, 64<<20)
 	c.IndexCacheEvents = cmp.Or(c.IndexCacheEvents, 4<<20)
 	c.EventCacheEvents = cmp.Or(c.EventCacheEvents, 1<<20)
 	c.SegmentCacheBytes = cmp.Or(c.SegmentCacheBytes, 64<<20)
 	c.SegmentEvents = cmp.Or(c.SegmentEvents, 1024)
+	c.BodyCacheBytes = cmp.Or(c.BodyCacheBytes, 32<<20)
 	c.NearEvents = cmp.Or(c.NearEvents, 2048)
 	c.StateFallback = cmp.Or(c.StateFallback, 4096)
 	if c.Logger == nil {
@@ -120,6 +125,7 @@ type Service struct {
 	index   *indexCache
 	evcache *eventCache
 	segs    *segCache
+	bodies  *bodyCache
 	meta    *metaCache
 }
 
@@ -139,6 +145,7 @@ func New(cfg Config) (*Service, error) {
 		index:   newIndexCache(cfg.IndexCacheEvents),
 		evcache: newEventCache(cfg.EventCacheEvents),
 		segs:    newSegCache(cfg.SegmentCacheBytes),
+		bodies:  newBodyCache(cfg.BodyCacheBytes),
 		meta:    newMetaCache(65536),
 	}
 	s.cache = &breaker{rm: cfg.Cache, timeout: cfg.CacheTimeout, retry: cfg.CacheRetry, now: cfg.Now, log: cfg.Logger, metrics: m}

@@ -463,7 +463,7 @@ func TestEventCacheRuns(t *testing.T) {
 	ev := func(seq, prev uint64) cachedEvent { return cachedEvent{seq: seq, prev: prev, ok: true} }
 	c := newEventCache(100)
 	c.add("d", []cachedEvent{ev(5, 2), ev(9, 5), ev(12, 9)}) // (2, 12]
-	c.add("d", []cachedEvent{ev(20, 15), ev(30, 20)})         // (15, 30]
+	c.add("d", []cachedEvent{ev(20, 15), ev(30, 20)})        // (15, 30]
 	seqs := func(es []cachedEvent) (out []uint64) {
 		for _, e := range es {
 			out = append(out, e.seq)
