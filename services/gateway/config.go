@@ -42,6 +42,10 @@ type Config struct {
 	// on: <prefix>.<docID>. Default "palimpsest.presence".
 	PresenceSubject string
 	Limits          Limits
+	// BatchThreshold: when fewer ops than this wait for a document's log,
+	// they are appended op by op, else in atomic batches (see appender).
+	// Default 8; 1 always batches.
+	BatchThreshold int
 	// Registerer receives the gateway's metrics; nil registers nowhere.
 	Registerer prometheus.Registerer
 	Logger     *slog.Logger // default slog.Default()
@@ -98,6 +102,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.BatchThreshold <= 0 {
+		c.BatchThreshold = 8
 	}
 	if c.Now == nil {
 		c.Now = time.Now

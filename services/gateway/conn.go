@@ -64,8 +64,8 @@ type conn struct {
 
 type pendingAck struct {
 	batch uint64
-	futs  []*eventlog.Future // the batch's log appends, in order
-	err   *schemas.Error     // set: a Nack without an append
+	req   *appendReq     // the batch on its way to the log
+	err   *schemas.Error // set: a Nack without an append
 	start time.Time
 }
 
@@ -487,15 +487,7 @@ func (c *conn) ackLoop() {
 		t := schemas.FrameAck
 		nerr := a.err
 		if nerr == nil {
-			var res []eventlog.Appended
-			var err error
-			for _, f := range a.futs {
-				r, ferr := f.Result()
-				if ferr != nil && err == nil {
-					err = ferr
-				}
-				res = append(res, r...)
-			}
+			res, err := a.req.wait()
 			c.g.metrics.appendSeconds.Observe(time.Since(a.start).Seconds())
 			if err != nil {
 				var se *schemas.Error

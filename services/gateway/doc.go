@@ -8,8 +8,10 @@
 //	g.Drain(ctx) // stop taking ops, finish in-flight appends, close every connection with 1001
 //
 // One connection, three goroutines: the reader validates frames and queues
-// appends (eventlog.AppendAsync, in order); the acker waits for each append's
-// JetStream acknowledgement, in order, and queues Ack or Nack; the writer
+// appends on the document's appender (one per document per process, one log
+// request in flight, op by op at a typing pace and in atomic batches under
+// load); the acker waits for each batch's JetStream acknowledgement, in
+// order, and queues Ack or Nack; the writer
 // drains the connection's bounded send queue to the socket, coalescing what is
 // queued into one write. Broadcast never comes from the submit path: one
 // log subscription per document per process (a hub) encodes each event once

@@ -199,14 +199,7 @@ func (c *conn) submit(batch uint64, raw [][]byte) {
 		op, _ := crdt.DecodeOp(b)
 		ops[i] = eventlog.Op{Site: uint32(op.Site), Counter: op.Counter, Author: p.Subject, Payload: b}
 	}
-	// The log takes at most MaxBatch ops in one atomic append; a larger batch
-	// goes in several, queued in order, and is acknowledged when all are.
-	mb := c.g.cfg.Log.Config().MaxBatch
-	futs := make([]*eventlog.Future, 0, (len(ops)+mb-1)/mb)
-	for i := 0; i < len(ops); i += mb {
-		futs = append(futs, c.g.cfg.Log.AppendAsync(c.doc, ops[i:min(i+mb, len(ops))]...))
-	}
-	c.acks <- pendingAck{batch: batch, futs: futs, start: now}
+	c.acks <- pendingAck{batch: batch, req: c.hub.appender.submit(ops), start: now}
 }
 
 // check validates a batch; nil means it may be appended.
