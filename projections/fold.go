@@ -139,7 +139,11 @@ func loadReplica(st DocState) (*crdt.Doc, error) {
 // documents. Documents not in the cache are loaded from store. On error the
 // cache may hold documents ahead of the store: the caller must drop the
 // batch's documents (forget) before trying again.
-func (f *folder) fold(ctx context.Context, store StateStore, p int, floor uint64, ds []eventlog.Delivery) (*folded, error) {
+//
+// beforeLoad, when set, is called before documents are loaded from store:
+// the projector waits there for its commit in flight, so a document evicted
+// from the cache is never read back older than what is being committed.
+func (f *folder) fold(ctx context.Context, store StateStore, p int, floor uint64, ds []eventlog.Delivery, beforeLoad func() error) (*folded, error) {
 	type group struct {
 		e   *docEntry
 		evs []int // indexes into ds
@@ -174,6 +178,11 @@ func (f *folder) fold(ctx context.Context, store StateStore, p int, floor uint64
 		g.evs = append(g.evs, i)
 	}
 	if len(missing) > 0 {
+		if beforeLoad != nil {
+			if err := beforeLoad(); err != nil {
+				return nil, err
+			}
+		}
 		loaded, err := store.Load(ctx, missing)
 		if err != nil {
 			return nil, err

@@ -46,7 +46,7 @@ func BenchmarkFoldAutomergePaper(b *testing.B) {
 		f := folder{cache: newCache(10, 1<<30), now: time.Now}
 		store := &memStore{docs: map[string]DocState{}}
 		for i := 0; i < len(ed.evs); i += 16384 {
-			out, err := f.fold(context.Background(), store, 0, 0, ed.evs[i:min(i+16384, len(ed.evs))])
+			out, err := f.fold(context.Background(), store, 0, 0, ed.evs[i:min(i+16384, len(ed.evs))], nil)
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -75,7 +75,7 @@ func TestRedeliveryIsSkipped(t *testing.T) {
 	store := &memStore{docs: map[string]DocState{}}
 	f := folder{cache: newCache(100, 1<<20), now: time.Now}
 	ds := deliveries(t, 5, 40)
-	out, err := f.fold(ctx, store, 0, 0, ds)
+	out, err := f.fold(ctx, store, 0, 0, ds, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +90,7 @@ func TestRedeliveryIsSkipped(t *testing.T) {
 		if purge {
 			f.cache.purge(-1)
 		}
-		again, err := f.fold(ctx, store, 0, 0, ds[len(ds)/3:])
+		again, err := f.fold(ctx, store, 0, 0, ds[len(ds)/3:], nil)
 		if err != nil {
 			t.Fatal(err)
 		}

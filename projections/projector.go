@@ -258,17 +258,82 @@ func (p *Projector) runPartition(ctx context.Context, part int, epoch uint64, bo
 			}
 		}
 	}()
+	// One commit is in flight while the next batch folds. The batch is
+	// acknowledged, and its read-model upserts and snapshots queued, only
+	// after its commit returned.
+	var prev *inflight
+	finish := func() error {
+		if prev == nil {
+			return nil
+		}
+		x := prev
+		prev = nil
+		if err := <-x.done; err != nil {
+			p.fold.forget(x.out, x.b.Events)
+			if errors.Is(err, ErrNotLive) {
+				p.notLive(gen)
+				return err
+			}
+			if errors.Is(err, ErrFenced) {
+				return err
+			}
+			return &stageError{"commit", err}
+		}
+		p.fold.committed(x.out)
+		cp = x.last
+		p.cfg.Fault("after-commit")
+		if err := x.b.Ack(); err != nil {
+			// The commit stands; the events come again and are skipped.
+			p.cfg.Metrics.error("ack")
+			p.cfg.Logger.Warn("projections: ack failed; the batch will be redelivered and skipped", "partition", part, "err", err)
+		}
+		p.cfg.Metrics.batchDone(len(x.b.Events), x.out.ops, time.Since(x.start).Seconds())
+		bo.reset()
+		if len(x.out.docs) > 0 {
+			es := make([]ReadEntry, len(x.out.docs))
+			for i, d := range x.out.docs {
+				es[i] = ReadEntry{Doc: d.Doc, Version: d.Version, Text: d.Text}
+			}
+			p.reads.enqueue(es)
+			p.snapshots(ctx, x.out)
+		}
+		return nil
+	}
+	defer func() {
+		if prev != nil {
+			_ = finish() // Wait for it: its documents must not be folded again meanwhile.
+		}
+	}()
 	for b := range batches {
 		ds := b.Events
 		p.cfg.Metrics.setLag(p.cfg.Name, part, b.Lag)
 		if len(ds) == 0 {
+			if err := finish(); err != nil {
+				return err
+			}
 			continue
 		}
 		start := time.Now()
-		out, err := p.fold.fold(ctx, store, part, cp, ds)
+		out, err := p.fold.fold(ctx, store, part, cp, ds, finish)
 		if err != nil {
 			p.fold.forget(out, ds)
+			if prev != nil {
+				if ferr := finish(); ferr != nil {
+					return ferr
+				}
+			}
+			var se *stageError
+			if errors.As(err, &se) || errors.Is(err, ErrNotLive) || errors.Is(err, ErrFenced) {
+				return err
+			}
 			return &stageError{"load", err}
+		}
+		if err := finish(); err != nil {
+			p.fold.forget(out, ds)
+			return err
+		}
+		for i, e := range out.entries {
+			out.docs[i].Rev = e.st.Rev // As the previous commit left it.
 		}
 		for _, x := range out.poison {
 			err := p.cfg.Log.PublishDeadLetter(ctx, eventlog.DeadLetter{
@@ -285,40 +350,26 @@ func (p *Projector) runPartition(ctx context.Context, part int, epoch uint64, bo
 		last := ds[len(ds)-1].Seq
 		c := &Commit{Docs: out.docs, Epoch: epoch, Checkpoints: []Checkpoint{{Partition: part, Seq: last}}}
 		p.cfg.Fault("before-commit")
-		if err := store.Commit(ctx, c); err != nil {
-			p.fold.forget(out, ds)
-			if errors.Is(err, ErrNotLive) {
-				p.notLive(gen)
-				return err
-			}
-			if errors.Is(err, ErrFenced) {
-				return err
-			}
-			return &stageError{"commit", err}
-		}
-		p.fold.committed(out)
-		cp = last
-		p.cfg.Fault("after-commit")
-		if err := b.Ack(); err != nil {
-			// The commit stands; the events come again and are skipped.
-			p.cfg.Metrics.error("ack")
-			p.cfg.Logger.Warn("projections: ack failed; the batch will be redelivered and skipped", "partition", part, "err", err)
-		}
-		p.cfg.Metrics.batchDone(len(ds), out.ops, time.Since(start).Seconds())
-		bo.reset()
-		if len(out.docs) > 0 {
-			es := make([]ReadEntry, len(out.docs))
-			for i, d := range out.docs {
-				es[i] = ReadEntry{Doc: d.Doc, Version: d.Version, Text: d.Text}
-			}
-			p.reads.enqueue(es)
-			p.snapshots(ctx, out)
-		}
+		x := &inflight{b: b, out: out, last: last, start: start, done: make(chan error, 1)}
+		go func() { x.done <- store.Commit(ctx, c) }()
+		prev = x
+	}
+	if err := finish(); err != nil {
+		return err
 	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	return &stageError{"fetch", <-ferr}
+}
+
+// inflight is a batch whose commit is running.
+type inflight struct {
+	b     *eventlog.Batch
+	out   *folded
+	last  uint64
+	start time.Time
+	done  chan error
 }
 
 // snapshots writes the snapshots that are due. A failure is logged and

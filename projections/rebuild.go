@@ -79,7 +79,7 @@ func Rebuild(ctx context.Context, cfg RebuildConfig) (RebuildStats, error) {
 		if len(batch) == 0 {
 			return nil
 		}
-		out, err := f.fold(ctx, fresh, -1, 0, batch)
+		out, err := f.fold(ctx, fresh, -1, 0, batch, nil)
 		if err != nil {
 			return err
 		}
