@@ -258,7 +258,7 @@ func steadyLag(b *testing.B) {
 	}
 	stop := run(b, p)
 	defer stop()
-	docs := mixedOps(b, docsN, rate*seconds)
+	docs := mixedOps(b, docsN, rate*seconds*4)
 	type mark struct {
 		at    time.Time
 		count uint64
@@ -268,18 +268,18 @@ func steadyLag(b *testing.B) {
 	var total atomic.Uint64
 	ctx := ctxT(b, time.Minute)
 	var wg sync.WaitGroup
-	const chunk = 50 // ops a document appends at a time
-	per := time.Duration(float64(time.Second) * chunk * 8 / rate)
+	const chunk, writers = 100, 8 // ops a document appends at a time; writers, each owning docs i ≡ w mod writers
+	per := time.Duration(float64(time.Second) * chunk * writers / rate)
 	ids := make([]string, 0, len(docs))
 	for d := range docs {
 		ids = append(ids, d)
 	}
 	slices.Sort(ids)
-	queues := make([][]eventlog.Op, len(ids)) // Each writer owns the documents i ≡ w mod 8.
+	queues := make([][]eventlog.Op, len(ids)) // Each writer owns the documents i ≡ w mod writers.
 	for i, id := range ids {
 		queues[i] = docs[id]
 	}
-	for w := range 8 {
+	for w := range writers {
 		wg.Go(func() {
 			tick := time.NewTicker(per)
 			defer tick.Stop()
@@ -291,17 +291,18 @@ func steadyLag(b *testing.B) {
 				}
 				k := i % len(ids)
 				id := ids[k]
-				i += 8
+				i += writers
 				ops := queues[k]
-				if len(ops) < chunk {
+				if len(ops) == 0 {
 					continue
 				}
-				queues[k] = ops[chunk:]
-				if _, err := l.Append(ctx, id, eventlog.Any, ops[:chunk]...); err != nil {
+				c := min(chunk, len(ops))
+				queues[k] = ops[c:]
+				if _, err := l.Append(ctx, id, eventlog.Any, ops[:c]...); err != nil {
 					b.Error(err)
 					return
 				}
-				n := total.Add(chunk)
+				n := total.Add(uint64(c))
 				mu.Lock()
 				appended = append(appended, mark{time.Now(), n})
 				mu.Unlock()
