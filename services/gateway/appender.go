@@ -10,6 +10,7 @@ import (
 
 // appendReq is one batch of a connection on its way to the log.
 type appendReq struct {
+	doc  string
 	ops  []eventlog.Op
 	done chan struct{}
 	res  []eventlog.Appended
@@ -22,134 +23,193 @@ func (r *appendReq) wait() ([]eventlog.Appended, error) {
 	return r.res, r.err
 }
 
-// appender is a document's writer in this process: it takes the batches of
-// every local connection of the document in arrival order and appends them
-// with at most one request to the log in flight, choosing how:
+// committer is the process's writer to the log. It takes the batches of every
+// connection in arrival order, one round at a time, and appends a round in
+// the cheapest way for its size:
 //
-//   - fewer than BatchThreshold ops waiting: op by op. On a single server a
-//     single op is one write and one fsync, while JetStream stages any atomic
-//     batch of two or more messages in a file store of its own (a directory,
-//     metadata and several fsyncs), which at a typing pace costs more than
-//     the ops it carries;
-//   - more: in atomic batches of up to the log's MaxBatch ops, whose staging
-//     is then shared by many ops (group commit).
+//   - fewer than BatchThreshold ops: op by op, documents in parallel. On a
+//     single server a lone op is one write and one fsync, while JetStream
+//     stages any atomic batch of two or more messages in a file store of its
+//     own (a directory, metadata, several fsyncs);
+//   - more: every document's ops in one atomic batch (eventlog.AppendGroup,
+//     cross-document group commit, in batches of at most the log's MaxBatch
+//     ops), so the staging is paid once per round, not once per document.
 //
-// A connection's batches stay in order because they enter one queue. The
-// log's own exactly-once and per-site ordering guarantees hold either way.
-type appender struct {
-	h *hub
+// A connection's batches stay in order: they enter one queue, a document's
+// ops keep their order inside a round, and rounds do not overlap.
+type committer struct {
+	g *Gateway
 
 	mu     sync.Mutex
 	queue  []*appendReq
 	closed bool
 	wake   chan struct{}
+	done   chan struct{}
 }
 
-func newAppender(h *hub) *appender { return &appender{h: h, wake: make(chan struct{}, 1)} }
+func newCommitter(g *Gateway) *committer {
+	return &committer{g: g, wake: make(chan struct{}, 1), done: make(chan struct{})}
+}
 
-// submit queues ops; the request's done channel closes with the outcome.
-func (a *appender) submit(ops []eventlog.Op) *appendReq {
-	r := &appendReq{ops: ops, done: make(chan struct{})}
-	a.mu.Lock()
-	if a.closed {
-		a.mu.Unlock()
-		r.err = a.closedErr()
+// submit queues ops of doc; the request's done channel closes with the outcome.
+func (c *committer) submit(doc string, ops []eventlog.Op) *appendReq {
+	r := &appendReq{doc: doc, ops: ops, done: make(chan struct{})}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		r.err = schemas.Errorf(schemas.CodeUnavailable, nil, "the server is shutting down; resend")
 		close(r.done)
 		return r
 	}
-	a.queue = append(a.queue, r)
-	a.mu.Unlock()
+	c.queue = append(c.queue, r)
+	c.mu.Unlock()
 	select {
-	case a.wake <- struct{}{}:
+	case c.wake <- struct{}{}:
 	default:
 	}
 	return r
 }
 
-// run appends until ctx ends; then it fails what is still queued, as
-// unavailable (the client resends it).
-func (a *appender) run(ctx context.Context) {
+// run commits rounds until close; what is queued then is still committed.
+func (c *committer) run() {
+	defer close(c.done)
 	for {
-		select {
-		case <-ctx.Done():
-			a.mu.Lock()
-			q := a.queue
-			a.queue, a.closed = nil, true
-			a.mu.Unlock()
-			for _, r := range q {
-				r.err = a.closedErr()
-				close(r.done)
-			}
-			return
-		case <-a.wake:
-		}
+		<-c.wake
 		for {
-			a.mu.Lock()
-			q := a.queue
-			a.queue = nil
-			a.mu.Unlock()
+			c.mu.Lock()
+			q, closed := c.queue, c.closed
+			c.queue = nil
+			c.mu.Unlock()
 			if len(q) == 0 {
+				if closed {
+					return
+				}
 				break
 			}
-			a.commit(q)
+			c.round(q)
 		}
 	}
 }
 
-// commit appends the queued requests, op by op or in atomic batches, and
-// resolves them. After a failure the rest of the round fails with the same
-// error: the log refuses later ops of a failed site anyway, and clients
-// resend after a Nack.
-func (a *appender) commit(q []*appendReq) {
-	g := a.h.g
-	l := g.cfg.Log
+// close commits what is queued and stops.
+func (c *committer) close() {
+	c.mu.Lock()
+	c.closed = true
+	c.mu.Unlock()
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+	<-c.done
+}
+
+// docRound is one document's share of a round.
+type docRound struct {
+	doc  string
+	reqs []*appendReq
+	ops  []eventlog.Op
+}
+
+// round appends one round of requests and resolves them.
+func (c *committer) round(q []*appendReq) {
+	var docs []*docRound
+	byDoc := map[string]*docRound{}
 	n := 0
 	for _, r := range q {
+		d := byDoc[r.doc]
+		if d == nil {
+			d = &docRound{doc: r.doc}
+			byDoc[r.doc] = d
+			docs = append(docs, d)
+		}
+		d.reqs = append(d.reqs, r)
+		d.ops = append(d.ops, r.ops...)
 		n += len(r.ops)
-		r.res = make([]eventlog.Appended, 0, len(r.ops))
 	}
+	l := c.g.cfg.Log
 	ctx := context.Background()
-	var err error
-	if n < g.cfg.BatchThreshold {
-		for _, r := range q {
-			for i := range r.ops {
-				var res []eventlog.Appended
-				if res, err = l.Append(ctx, a.h.doc, eventlog.Any, r.ops[i]); err != nil {
-					break
+	var wg sync.WaitGroup
+	if n < c.g.cfg.BatchThreshold {
+		for _, d := range docs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				res := make([]eventlog.Appended, 0, len(d.ops))
+				var err error
+				for _, op := range d.ops {
+					var r []eventlog.Appended
+					if r, err = l.Append(ctx, d.doc, eventlog.Any, op); err != nil {
+						break
+					}
+					res = append(res, r...)
 				}
-				r.res = append(r.res, res...)
-			}
-			if err != nil {
-				break
-			}
+				d.resolve(res, err)
+			}()
 		}
-	} else {
-		// Concatenate, append in chunks of MaxBatch, hand the results back.
-		all := make([]eventlog.Op, 0, n)
-		for _, r := range q {
-			all = append(all, r.ops...)
-		}
-		res := make([]eventlog.Appended, 0, n)
-		mb := l.Config().MaxBatch
-		for i := 0; i < n && err == nil; i += mb {
-			var part []eventlog.Appended
-			if part, err = l.Append(ctx, a.h.doc, eventlog.Any, all[i:min(i+mb, n)]...); err == nil {
-				res = append(res, part...)
-			}
-		}
-		for _, r := range q {
-			k := min(len(r.ops), len(res))
-			r.res, res = append(r.res, res[:k]...), res[k:]
-		}
+		wg.Wait()
+		return
 	}
-	for _, r := range q {
-		if len(r.res) < len(r.ops) {
+	// Group commit: documents into groups of at most MaxBatch ops; a
+	// document with more goes alone, in several atomic batches.
+	mb := l.Config().MaxBatch
+	var group []*docRound
+	size := 0
+	flush := func(group []*docRound) {
+		if len(group) == 0 {
+			return
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			dops := make([]eventlog.DocOps, len(group))
+			for i, d := range group {
+				dops[i] = eventlog.DocOps{Doc: d.doc, Ops: d.ops}
+			}
+			for i, r := range l.AppendGroup(ctx, dops) {
+				group[i].resolve(r.Res, r.Err)
+			}
+		}()
+	}
+	for _, d := range docs {
+		if len(d.ops) > mb {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				res := make([]eventlog.Appended, 0, len(d.ops))
+				var err error
+				for i := 0; i < len(d.ops) && err == nil; i += mb {
+					var r []eventlog.Appended
+					if r, err = l.Append(ctx, d.doc, eventlog.Any, d.ops[i:min(i+mb, len(d.ops))]...); err == nil {
+						res = append(res, r...)
+					}
+				}
+				d.resolve(res, err)
+			}()
+			continue
+		}
+		if size+len(d.ops) > mb {
+			flush(group)
+			group, size = nil, 0
+		}
+		group = append(group, d)
+		size += len(d.ops)
+	}
+	flush(group)
+	wg.Wait()
+}
+
+// resolve hands a document's results back to its requests, in order; the
+// requests the results do not cover fail with err.
+func (d *docRound) resolve(res []eventlog.Appended, err error) {
+	for _, r := range d.reqs {
+		k := min(len(r.ops), len(res))
+		r.res, res = res[:k:k], res[k:]
+		if k < len(r.ops) {
 			r.err = err
+			if r.err == nil {
+				r.err = schemas.Errorf(schemas.CodeInternal, nil, "the log answered %d of %d ops", k, len(r.ops))
+			}
 		}
 		close(r.done)
 	}
-}
-
-func (a *appender) closedErr() error {
-	return schemas.Errorf(schemas.CodeUnavailable, nil, "document %q closed on this server; resend", a.h.doc)
 }

@@ -42,9 +42,9 @@ type Config struct {
 	// on: <prefix>.<docID>. Default "palimpsest.presence".
 	PresenceSubject string
 	Limits          Limits
-	// BatchThreshold: when fewer ops than this wait for a document's log,
-	// they are appended op by op, else in atomic batches (see appender).
-	// Default 8; 1 always batches.
+	// BatchThreshold: when fewer ops than this wait for the log, they are
+	// appended op by op, else every document's in one atomic batch (see
+	// committer). Default 8; 1 always batches.
 	BatchThreshold int
 	// Registerer receives the gateway's metrics; nil registers nowhere.
 	Registerer prometheus.Registerer

@@ -8,8 +8,8 @@
 //	g.Drain(ctx) // stop taking ops, finish in-flight appends, close every connection with 1001
 //
 // One connection, three goroutines: the reader validates frames and queues
-// appends on the document's appender (one per document per process, one log
-// request in flight, op by op at a typing pace and in atomic batches under
+// appends on the process's committer (rounds one at a time: op by op at a
+// typing pace, every document's ops in one atomic JetStream batch under
 // load); the acker waits for each batch's JetStream acknowledgement, in
 // order, and queues Ack or Nack; the writer
 // drains the connection's bounded send queue to the socket, coalescing what is

@@ -17,10 +17,11 @@ import (
 // Gateway serves the WebSocket protocol palimpsest.v1 as an http.Handler.
 // It is safe for concurrent use.
 type Gateway struct {
-	cfg     Config
-	log     *slog.Logger
-	metrics *metrics
-	up      websocket.Upgrader
+	cfg       Config
+	log       *slog.Logger
+	metrics   *metrics
+	up        websocket.Upgrader
+	committer *committer
 
 	draining atomic.Bool
 	mu       sync.Mutex
@@ -29,7 +30,8 @@ type Gateway struct {
 	wg       sync.WaitGroup // connections
 }
 
-// New returns a gateway; it starts nothing until a client connects.
+// New returns a gateway. Its one goroutine, the log committer, ends with
+// Drain.
 func New(cfg Config) (*Gateway, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
@@ -45,6 +47,8 @@ func New(cfg Config) (*Gateway, error) {
 		hubs:    map[string]*hub{},
 		conns:   map[*conn]struct{}{},
 	}
+	g.committer = newCommitter(g)
+	go g.committer.run()
 	g.up = websocket.Upgrader{
 		ReadBufferSize:  4096,
 		WriteBufferSize: 512, // The server writes frames itself (wsframe.go).
@@ -152,5 +156,6 @@ func (g *Gateway) Drain(ctx context.Context) error {
 		g.removeLocked(h)
 	}
 	g.mu.Unlock()
+	g.committer.close()
 	return nil
 }

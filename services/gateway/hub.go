@@ -39,8 +39,6 @@ type hub struct {
 	chars    int64       // the document's length in code points, from the ops' headers
 	presence map[uint32]*frame
 	idle     *time.Timer
-
-	appender *appender
 }
 
 type ringEntry struct {
@@ -57,8 +55,6 @@ func (g *Gateway) acquire(ctx context.Context, doc string) (*hub, error) {
 		hctx, cancel := context.WithCancel(context.Background())
 		h = &hub{g: g, doc: doc, ctx: hctx, cancel: cancel, ready: make(chan struct{}), done: make(chan struct{}),
 			conns: map[*conn]struct{}{}, presence: map[uint32]*frame{}}
-		h.appender = newAppender(h)
-		go h.appender.run(hctx)
 		g.hubs[doc] = h
 		g.metrics.documents.Inc()
 		go h.run()

@@ -199,7 +199,7 @@ func (c *conn) submit(batch uint64, raw [][]byte) {
 		op, _ := crdt.DecodeOp(b)
 		ops[i] = eventlog.Op{Site: uint32(op.Site), Counter: op.Counter, Author: p.Subject, Payload: b}
 	}
-	c.acks <- pendingAck{batch: batch, req: c.hub.appender.submit(ops), start: now}
+	c.acks <- pendingAck{batch: batch, req: c.g.committer.submit(c.doc, ops), start: now}
 }
 
 // check validates a batch; nil means it may be appended.
