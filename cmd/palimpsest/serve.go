@@ -86,7 +86,7 @@ acknowledged op is lost), close every client with 1001 so it reconnects, then ex
 	f.StringVar(&cfg.natsURL, "nats", "", "URL(s) of an external NATS server or cluster; empty runs an embedded one")
 	f.StringVar(&cfg.natsListen, "nats-listen", "", "host:port where the embedded NATS server also accepts clients (default: in-process only)")
 	f.IntVar(&cfg.partitions, "partitions", 0, "partitions of a new event stream (default 16; fixed once created)")
-	f.IntVar(&cfg.logMaxBatch, "log-max-batch", 0, "most ops the log coalesces into one atomic JetStream batch (default 256; 1 appends op by op)")
+	f.IntVar(&cfg.logMaxBatch, "log-max-batch", 0, "most ops in one atomic JetStream batch, across documents (default 256)")
 	f.StringVar(&cfg.jwksFile, "jwks-file", "", "JWK Set file of the keys that sign tokens (EdDSA, RS256)")
 	f.StringVar(&cfg.jwksURL, "jwks-url", "", "JWK Set URL of the keys that sign tokens, refreshed periodically")
 	f.StringVar(&cfg.publicKey, "public-key-file", "", "PEM file of the public key(s) that sign tokens")
@@ -217,10 +217,8 @@ func runServe(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) er
 		}
 	}
 	defer nc.Close()
-	// On a single server (R1, file storage) JetStream stages every atomic
-	// batch of two or more messages in a file store of its own (a few fsyncs)
-	// and commits it with one fsync; a single op costs one. The default
-	// (256) lets the log coalesce a busy document's ops (docs/adr/0004).
+	// MaxBatch also bounds the gateway's cross-document group commits
+	// (docs/adr/0004).
 	elog, err := eventlog.Open(startCtx, nc, eventlog.Config{Partitions: cfg.partitions, MaxBatch: cfg.logMaxBatch, Logger: log.With("component", "eventlog")})
 	if err != nil {
 		return err
