@@ -268,7 +268,8 @@ func (p *Projector) runPartition(ctx context.Context, part int, epoch uint64, bo
 		}
 		x := prev
 		prev = nil
-		if err := <-x.done; err != nil {
+		<-x.done
+		if err := x.err; err != nil {
 			p.fold.forget(x.out, x.b.Events)
 			if errors.Is(err, ErrNotLive) {
 				p.notLive(gen)
@@ -304,7 +305,32 @@ func (p *Projector) runPartition(ctx context.Context, part int, epoch uint64, bo
 			_ = finish() // Wait for it: its documents must not be folded again meanwhile.
 		}
 	}()
-	for b := range batches {
+	for {
+		var committed chan struct{}
+		if prev != nil {
+			committed = prev.done
+		}
+		var b *eventlog.Batch
+		select {
+		case <-committed:
+			// Ack and publish as soon as the commit returns, not when the
+			// next batch arrives.
+			if err := finish(); err != nil {
+				return err
+			}
+			continue
+		case nb, ok := <-batches:
+			if !ok {
+				if err := finish(); err != nil {
+					return err
+				}
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+				return &stageError{"fetch", <-ferr}
+			}
+			b = nb
+		}
 		ds := b.Events
 		p.cfg.Metrics.setLag(p.cfg.Name, part, b.Lag)
 		if len(ds) == 0 {
@@ -350,17 +376,13 @@ func (p *Projector) runPartition(ctx context.Context, part int, epoch uint64, bo
 		last := ds[len(ds)-1].Seq
 		c := &Commit{Docs: out.docs, Epoch: epoch, Checkpoints: []Checkpoint{{Partition: part, Seq: last}}}
 		p.cfg.Fault("before-commit")
-		x := &inflight{b: b, out: out, last: last, start: start, done: make(chan error, 1)}
-		go func() { x.done <- store.Commit(ctx, c) }()
+		x := &inflight{b: b, out: out, last: last, start: start, done: make(chan struct{})}
+		go func() {
+			x.err = store.Commit(ctx, c)
+			close(x.done)
+		}()
 		prev = x
 	}
-	if err := finish(); err != nil {
-		return err
-	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	return &stageError{"fetch", <-ferr}
 }
 
 // inflight is a batch whose commit is running.
@@ -369,7 +391,8 @@ type inflight struct {
 	out   *folded
 	last  uint64
 	start time.Time
-	done  chan error
+	done  chan struct{} // closed when the commit returned, with err
+	err   error
 }
 
 // snapshots writes the snapshots that are due. A failure is logged and

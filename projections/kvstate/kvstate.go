@@ -32,6 +32,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 
 	"github.com/palimpsest-editor/palimpsest/eventlog"
 	"github.com/palimpsest-editor/palimpsest/projections"
@@ -166,23 +167,39 @@ func (s *Store) Generation() uint64 { return s.gen }
 func docKey(doc string) string { return "d." + doc }
 func cpKey(p int) string       { return "cp." + strconv.Itoa(p) }
 
-// Load implements projections.StateStore.
+// Load implements projections.StateStore; it reads up to 16 entries at
+// once.
 func (s *Store) Load(ctx context.Context, docs []string) (map[string]projections.DocState, error) {
 	out := make(map[string]projections.DocState, len(docs))
+	var mu sync.Mutex
+	var first error
+	sem := make(chan struct{}, 16)
+	var wg sync.WaitGroup
 	for _, doc := range docs {
-		v, rev, err := s.bucket.Get(ctx, docKey(doc))
-		if err != nil {
-			return nil, err
-		}
-		if rev == 0 {
-			continue
-		}
-		d, err := projections.DecodeDocState(v)
-		if err != nil {
-			return nil, fmt.Errorf("kvstate: document %q: %w", doc, err)
-		}
-		d.Doc, d.Rev = doc, rev
-		out[doc] = d
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			v, rev, err := s.bucket.Get(ctx, docKey(doc))
+			var d projections.DocState
+			if err == nil && rev != 0 {
+				if d, err = projections.DecodeDocState(v); err != nil {
+					err = fmt.Errorf("kvstate: document %q: %w", doc, err)
+				}
+				d.Doc, d.Rev = doc, rev
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err != nil && first == nil:
+				first = err
+			case err == nil && rev != 0:
+				out[doc] = d
+			}
+		})
+	}
+	wg.Wait()
+	if first != nil {
+		return nil, first
 	}
 	return out, nil
 }
