@@ -223,7 +223,7 @@ func (h *handler) writeError(w http.ResponseWriter, r *http.Request, err error) 
 		msg = ae.Error()
 		switch ae.Code {
 		case auth.CodeExpired:
-			code = schemas.CodeAuthExpired
+			code, msg = schemas.CodeAuthExpired, "the token has expired; get a fresh one" // Not the verifier's clock.
 		case auth.CodeBadConfig:
 			code, msg = schemas.CodeUnavailable, "the token's keys cannot be fetched now"
 			h.s.log.Error("read: token verification is misconfigured or its keys are unreachable", "err", err)
