@@ -21,7 +21,10 @@ type docEntry struct {
 	st        DocState // State and Text are not kept here: the replica is
 	doc       *crdt.Doc
 	partition int
-	elem      *list.Element
+	// elem and counted (the code points counted in cache.elems) are the
+	// cache's, guarded by its mutex.
+	elem    *list.Element
+	counted int
 	// Snapshot cadence.
 	sinceSnap int
 	lastSnap  time.Time
@@ -54,8 +57,9 @@ func (c *cache) get(doc string) *docEntry {
 }
 
 // put adds or refreshes e (after its replica changed) and evicts the least
-// recently used entries over the bounds, never e itself.
-func (c *cache) put(e *docEntry, oldLen int) {
+// recently used entries over the bounds, never e itself. Only e's owner may
+// call it, and not while it changes e's replica.
+func (c *cache) put(e *docEntry) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if e.elem == nil {
@@ -64,7 +68,9 @@ func (c *cache) put(e *docEntry, oldLen int) {
 	} else {
 		c.lru.MoveToFront(e.elem)
 	}
-	c.elems += e.doc.Len() - oldLen
+	n := e.doc.Len()
+	c.elems += n - e.counted
+	e.counted = n
 	for c.lru.Len() > 1 && (c.lru.Len() > c.maxDocs || c.elems > c.maxElems) {
 		back := c.lru.Back().Value.(*docEntry)
 		if back == e {
@@ -86,7 +92,8 @@ func (c *cache) removeLocked(e *docEntry) {
 	c.lru.Remove(e.elem)
 	e.elem = nil
 	delete(c.m, e.st.Doc)
-	c.elems -= e.doc.Len()
+	c.elems -= e.counted
+	e.counted = 0
 }
 
 // purge drops every entry of partition p (p < 0: every entry).
@@ -198,18 +205,11 @@ func (f *folder) fold(ctx context.Context, store StateStore, p int, floor uint64
 			groups[doc].e = &docEntry{st: st, doc: rep, partition: p, lastSnap: f.now()}
 		}
 	}
-	type change struct {
-		e      *docEntry
-		oldLen int
-	}
+	type change struct{ e *docEntry }
 	var changed []change
 	for _, doc := range order {
 		g := groups[doc]
 		e := g.e
-		oldLen := e.doc.Len()
-		if e.elem == nil {
-			oldLen = 0
-		}
 		dirty := false
 		for _, i := range g.evs {
 			d := &ds[i]
@@ -237,9 +237,9 @@ func (f *folder) fold(ctx context.Context, store StateStore, p int, floor uint64
 			dirty = true
 		}
 		if dirty {
-			changed = append(changed, change{e, oldLen})
-		} else if e.elem == nil {
-			f.cache.put(e, 0) // Keep it: its state is known.
+			changed = append(changed, change{e})
+		} else {
+			f.cache.put(e) // Keep it (or keep it fresh): its state is known.
 		}
 	}
 	out.docs = make([]DocState, len(changed))
@@ -254,7 +254,7 @@ func (f *folder) fold(ctx context.Context, store StateStore, p int, floor uint64
 	}
 	parallel(len(changed), encode)
 	for _, c := range changed {
-		f.cache.put(c.e, c.oldLen)
+		f.cache.put(c.e)
 	}
 	return out, nil
 }

@@ -108,7 +108,7 @@ func TestCacheBounds(t *testing.T) {
 	c := newCache(3, 1<<20)
 	for i := range 10 {
 		e := &docEntry{st: DocState{Doc: fmt.Sprint(i)}, doc: newReplica(), partition: i % 2}
-		c.put(e, 0)
+		c.put(e)
 	}
 	if len(c.m) != 3 || c.lru.Len() != 3 {
 		t.Fatalf("cache holds %d, want 3", len(c.m))
