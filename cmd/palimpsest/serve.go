@@ -251,6 +251,10 @@ func runServe(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) er
 		if devToken, err = auth.IssueDevToken(key, "dev", "Developer", auth.Docs{Write: []string{"*"}}, cfg.devTokenTTL); err != nil {
 			return err
 		}
+		// Read API processes of this log accept the development tokens too.
+		if err := publishDevKey(startCtx, elog, key); err != nil {
+			return err
+		}
 		log.Info("no identity provider configured: using the development key", "file", filepath.Join(cfg.data, auth.DevKeyFile), "created", created)
 	}
 	verifier, err := auth.NewVerifier(startCtx, acfg)
@@ -279,6 +283,13 @@ func runServe(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) er
 		fmt.Fprintln(w, "ready")
 	})
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	stopAll := func() {}
+	if cfg.natsURL == "" {
+		if stopAll, err = mountAllInOne(startCtx, mux, elog, verifier, reg, log); err != nil {
+			return err
+		}
+		defer stopAll()
+	}
 	if cfg.pprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
@@ -316,6 +327,7 @@ func runServe(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) er
 	if err := gw.Drain(dctx); err != nil {
 		log.Warn("drain did not finish", "err", err, "connections", gw.Connections())
 	}
+	stopAll() // The projector, before the log it reads.
 	logClosed = true
 	if err := elog.Close(); err != nil {
 		log.Warn("close event log", "err", err)

@@ -61,10 +61,18 @@ async function moveToEnd(c) {
   await c.page.keyboard.press('Control+End')
 }
 
-async function serverText(doc) {
-  const r = await fetch(`${base}/v1/documents/${doc}`, { headers: { Authorization: `Bearer ${tokenA}` } })
-  if (!r.ok) return null
-  return (await r.json()).text
+// serverText returns the read API's text of doc once it equals want (the state projection
+// follows the log a moment behind the acknowledgements), or what it last said after the
+// deadline; null when the server has no read API.
+async function serverText(doc, want, timeout = 15000) {
+  const end = Date.now() + timeout
+  for (;;) {
+    const r = await fetch(`${base}/v1/documents/${doc}`, { headers: { Authorization: `Bearer ${tokenA}` } })
+    if (r.status === 404 && !(r.headers.get('content-type') ?? '').includes('json')) return null
+    const got = r.ok ? (await r.json()).text : undefined
+    if (got === want || Date.now() > end) return got ?? null
+    await new Promise((res) => setTimeout(res, 100))
+  }
 }
 
 async function waitEqual(pages, timeout = 30000) {
@@ -132,7 +140,7 @@ try {
       assert.equal(i, s.length, `${JSON.stringify(s)} is a subsequence of ${JSON.stringify(final)}`)
     }
     assert.equal(final.length, 'The same line: '.length + 'alice-types-here '.length + 'BOB-TYPES-THERE '.length)
-    const srv = await serverText(doc)
+    const srv = await serverText(doc, final)
     if (srv !== null) assert.equal(srv, final, 'the read API has the same text')
     result.docs.race = { doc, text: final, readAPI: srv !== null }
 
@@ -179,7 +187,7 @@ try {
     await synced(c)
     const final = await text(c)
     assert.equal(final, typed.join(''))
-    const srv = await serverText(doc)
+    const srv = await serverText(doc, final)
     if (srv !== null) assert.equal(srv, final)
     result.docs.offline = { doc, text: final, keystrokes: typed.join('').length, readAPI: srv !== null }
     await c.ctx.close()
