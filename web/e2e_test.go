@@ -23,8 +23,8 @@ import (
 	"github.com/palimpsest-editor/palimpsest/crdt"
 	"github.com/palimpsest-editor/palimpsest/eventlog"
 	"github.com/palimpsest-editor/palimpsest/projections/kvstate"
-	"github.com/palimpsest-editor/palimpsest/services/read"
 	"github.com/palimpsest-editor/palimpsest/services/auth"
+	"github.com/palimpsest-editor/palimpsest/services/read"
 	"github.com/palimpsest-editor/palimpsest/web"
 )
 
@@ -69,8 +69,8 @@ func TestBrowser(t *testing.T) {
 	}
 	var res struct {
 		Docs map[string]struct {
-			Doc       string `json:"doc"`
-			Text      string `json:"text"`
+			Doc        string `json:"doc"`
+			Text       string `json:"text"`
 			Keystrokes int    `json:"keystrokes"`
 		} `json:"docs"`
 		Timings map[string]any `json:"timings"`
