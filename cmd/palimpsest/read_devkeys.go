@@ -31,7 +31,8 @@ func publishDevKey(ctx context.Context, l *eventlog.Log, key *auth.DevKey) error
 		return err
 	}
 	pub := key.Private.Public().(ed25519.PublicKey)
-	_, err = b.Put(ctx, key.ID, pub, 0)
+	// Idempotent: a restart republishes the same key.
+	_, err = b.Put(ctx, key.ID, pub, eventlog.NoRevision)
 	return err
 }
 
