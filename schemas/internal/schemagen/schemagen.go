@@ -115,10 +115,10 @@ var scalarTypes = map[string]string{
 	"bool":    "bool",
 	"[]bytes": "[][]byte",
 	"uint32":  "uint32",
-	"uint64": "uint64",
-	"time":   "int64",
-	"string": "string",
-	"bytes":  "[]byte",
+	"uint64":  "uint64",
+	"time":    "int64",
+	"string":  "string",
+	"bytes":   "[]byte",
 }
 
 func (s *Schema) check() error {
