@@ -23,9 +23,9 @@ package pgstate
 import (
 	"context"
 	"embed"
-	"io/fs"
 	"errors"
 	"fmt"
+	"io/fs"
 	"strings"
 	"time"
 
