@@ -29,6 +29,7 @@ type PartitionConsumer struct {
 	// expiry race), and AckAll would silently acknowledge it later.
 	delivered uint64
 	lost      bool
+	checked   time.Time // when the server's delivered count was last compared
 }
 
 // ErrLostDelivery is returned by Fetch when the server delivered events
@@ -149,10 +150,17 @@ func (l *Log) OpenPartitionConsumer(ctx context.Context, name string, p int, aft
 	return &PartitionConsumer{l: l, name: name, p: p, cons: cons}, nil
 }
 
-// Fetch returns up to max events: at once what the server has, or else it
-// waits up to wait for the first one and returns it with whatever followed
-// it. The batch is empty when nothing arrived. One goroutine at a time may
+// Fetch returns up to max events: as soon as max have come, or when wait
+// has passed with fewer (none: an empty batch). One goroutine at a time may
 // call Fetch; batches may be acknowledged from any goroutine, in order.
+//
+// The wait is the server's expiry of the pull request, not a client
+// deadline. A client can still give up on a request the server is serving
+// (nats.go stops listening a second after the last message, which a process
+// starved of CPU can take): the server then counts events as delivered that
+// nobody received. Fetch notices, from a gap in the consumer sequences or,
+// after an empty fetch (at most once a second), from the server's count of
+// deliveries, and returns ErrLostDelivery instead of ever passing that gap.
 func (c *PartitionConsumer) Fetch(ctx context.Context, max int, wait time.Duration) (*Batch, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -161,24 +169,26 @@ func (c *PartitionConsumer) Fetch(ctx context.Context, max int, wait time.Durati
 		return nil, ErrLostDelivery
 	}
 	out := &Batch{c: c, Events: make([]Delivery, 0, min(max, 4096))}
-	b, err := c.cons.FetchNoWait(max)
+	b, err := c.cons.Fetch(max, jetstream.FetchMaxWait(wait))
 	if err != nil {
 		return nil, classify(err, "consumer %s: fetch", c.name)
 	}
 	if err := c.collect(out, b); err != nil || len(out.Events) > 0 {
 		return out, err
 	}
-	// The server's expiry, not a client context, ends the wait: a client
-	// that gives up first may miss an event the server delivers just then.
-	b, err = c.cons.Fetch(1, jetstream.FetchMaxWait(wait))
+	if time.Since(c.checked) < time.Second {
+		return out, nil
+	}
+	c.checked = time.Now()
+	rctx, cancel := c.l.reqCtx(ctx)
+	defer cancel()
+	info, err := c.cons.Info(rctx)
 	if err != nil {
-		return nil, classify(err, "consumer %s: fetch", c.name)
+		return nil, classify(err, "consumer %s: info", c.name)
 	}
-	if err := c.collect(out, b); err != nil || len(out.Events) == 0 || out.Lag == 0 || max == 1 {
-		return out, err
-	}
-	if b, err = c.cons.FetchNoWait(max - 1); err == nil {
-		_ = c.collect(out, b) // The first event stands; the rest may come next time.
+	if info.Delivered.Consumer > c.delivered {
+		c.lost = true
+		return nil, ErrLostDelivery
 	}
 	return out, nil
 }

@@ -69,4 +69,27 @@ func TestPartitionConsumerLostDelivery(t *testing.T) {
 	if err != nil || len(b2.Events) != 7 || b2.Events[0].Seq != b.Events[2].Seq+1 {
 		t.Fatalf("after reopening at the checkpoint: %d events from %v, %v", len(b2.Events), b2.Events, err)
 	}
+
+	// A whole batch lost shows no gap until the next delivery; the server's
+	// count of deliveries gives it away at the next empty fetch.
+	if _, err := l.Append(ctx, "d", Any, Op{Site: 1, Counter: 11, Payload: []byte("op 11")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b2.AckSync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	sub2, err := nc.SubscribeSync(nc.NewRespInbox())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.PublishRequest("$JS.API.CONSUMER.MSG.NEXT."+l.cfg.Stream+".lost", sub2.Subject, []byte(`{"batch":5,"no_wait":true}`)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sub2.NextMsg(5 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	_ = sub2.Unsubscribe()
+	if _, err := c.Fetch(ctx, 10, 50*time.Millisecond); !errors.Is(err, ErrLostDelivery) {
+		t.Fatalf("empty fetch after a whole batch was lost: %v, want ErrLostDelivery", err)
+	}
 }

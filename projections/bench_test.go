@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"slices"
@@ -102,60 +103,72 @@ func appendInterleaved(t testing.TB, l *eventlog.Log, docs map[string][]eventlog
 }
 
 // rawFetch reads every event of every partition with durable consumers in
-// batches of size, as the projector fetches, doing nothing with them; it
-// returns events per second.
-func rawFetch(t testing.TB, l *eventlog.Log, total uint64, size int) float64 {
+// batches of size, as the projector does (the next batch fetched while the
+// previous one is acknowledged), doing nothing with them; it returns events
+// per second. expect holds each partition's event count.
+func rawFetch(t testing.TB, l *eventlog.Log, expect map[int]uint64, size int) float64 {
 	ctx := ctxT(t, 10*time.Minute)
+	var total uint64
+	for _, n := range expect {
+		total += n
+	}
 	start := time.Now()
-	var got atomic.Uint64
 	var wg sync.WaitGroup
-	for p := range l.Config().Partitions {
+	for p, want := range expect {
 		wg.Go(func() {
-			var last uint64
-			c, err := l.OpenPartitionConsumer(ctx, fmt.Sprintf("raw-%d", p), p, 0, eventlog.PartitionConsumerConfig{MaxAckPending: 4 * size})
+			name := fmt.Sprintf("raw-%d", p)
+			cfg := eventlog.PartitionConsumerConfig{MaxAckPending: 4 * size}
+			c, err := l.OpenPartitionConsumer(ctx, name, p, 0, cfg)
 			if err != nil {
 				t.Error(err)
 				return
 			}
-			for {
-				b, err := c.Fetch(ctx, size, 50*time.Millisecond)
-				if errors.Is(err, eventlog.ErrLostDelivery) {
-					if c, err = l.OpenPartitionConsumer(ctx, fmt.Sprintf("raw-%d", p), p, last, eventlog.PartitionConsumerConfig{MaxAckPending: 4 * size}); err != nil {
+			batches := make(chan *eventlog.Batch, 1)
+			go func() {
+				defer close(batches)
+				var got, last uint64
+				for got < want {
+					b, err := c.Fetch(ctx, size, 50*time.Millisecond)
+					if errors.Is(err, eventlog.ErrLostDelivery) {
+						if c, err = l.OpenPartitionConsumer(ctx, name, p, last, cfg); err == nil {
+							continue
+						}
+					}
+					if err != nil {
 						t.Error(err)
 						return
 					}
-					continue
+					if n := len(b.Events); n > 0 {
+						got, last = got+uint64(n), b.Events[n-1].Seq
+					}
+					batches <- b
 				}
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				got.Add(uint64(len(b.Events)))
-				if len(b.Events) > 0 {
-					last = b.Events[len(b.Events)-1].Seq
-				}
+			}()
+			for b := range batches {
 				if err := b.Ack(); err != nil {
 					t.Error(err)
-					return
-				}
-				if len(b.Events) == 0 && got.Load() >= total {
-					return
 				}
 			}
 		})
 	}
 	wg.Wait()
-	if got.Load() != total {
-		t.Fatalf("raw fetch read %d events, want %d", got.Load(), total)
-	}
 	return float64(total) / time.Since(start).Seconds()
+}
+
+// partitionCounts says how many events each partition of l holds.
+func partitionCounts(l *eventlog.Log, docs map[string][]eventlog.Op) map[int]uint64 {
+	out := map[int]uint64{}
+	for id, ops := range docs {
+		out[l.PartitionOf(id)] += uint64(len(ops))
+	}
+	return out
 }
 
 // projectAll runs a projector into a fresh Postgres database until every
 // partition's checkpoint reaches the head; it returns ops per second.
 func projectAll(t testing.TB, l *eventlog.Log, pg projections.StateBackend, head uint64, batch int) (float64, *projections.Metrics) {
 	m := projections.NewMetrics(nil)
-	p, err := projections.New(projections.Config{Log: l, State: pg, BatchSize: batch, Metrics: m, CacheElements: 64 << 20})
+	p, err := projections.New(projections.Config{Log: l, State: pg, BatchSize: batch, Metrics: m, CacheElements: 64 << 20, Logger: benchLogger})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -225,7 +238,7 @@ func benchWorkload(b *testing.B, name string, docs map[string][]eventlog.Op) {
 		b.Fatal(err)
 	}
 	progress("%s: appended %d events in %s", name, head, time.Since(t0).Round(time.Millisecond))
-	raw := rawFetch(b, l, head, cmp.Or(benchBatch, 16384))
+	raw := rawFetch(b, l, partitionCounts(l, docs), cmp.Or(benchBatch, 16384))
 	progress("%s: raw fetch %.0f events/s", name, raw)
 	pg := openPG(b, harness.SharedPostgres(b).NewDatabase(b))
 	ops, _ := projectAll(b, l, pg, head, benchBatch)
@@ -350,4 +363,11 @@ var benchBatch = func() int {
 		return n
 	}
 	return 0
+}()
+
+var benchLogger = func() *slog.Logger {
+	if os.Getenv("BENCH_DEBUG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.Default()
 }()

@@ -37,7 +37,7 @@ type Config struct {
 	// Owner names this process in leases. Default host-pid-random.
 	Owner string
 	// BatchSize is the most events fetched and committed at once (default
-	// 16384); MaxWait how long a fetch waits for a first event (default 100 ms).
+	// 16384); MaxWait how long a fetch waits to fill a batch (default 100 ms).
 	BatchSize int
 	MaxWait   time.Duration
 	// LeaseTTL is how long a partition's lease outlives its holder (default
@@ -234,16 +234,24 @@ func (p *Projector) runPartition(ctx context.Context, part int, epoch uint64, bo
 		return fmt.Errorf("%w: checkpoint epoch %d above ours %d", ErrFenced, cpEpoch, epoch)
 	}
 	p.fold.cache.purge(part)
+	p.cfg.Logger.Debug("projections: partition starts", "partition", part, "checkpoint", cp, "epoch", epoch)
 	cons, err := p.cfg.Log.OpenPartitionConsumer(ctx, p.consumerName(part), part, cp, eventlog.PartitionConsumerConfig{MaxAckPending: 4 * p.cfg.BatchSize})
 	if err != nil {
 		return &stageError{"fetch", err}
 	}
 	// The next batch is fetched while this one folds and commits.
+	// The fetcher must be gone before this returns: a pull it sent after the
+	// consumer is reopened would take events from the new consumer.
 	fctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	fetcherDone := make(chan struct{})
+	defer func() {
+		cancel()
+		<-fetcherDone
+	}()
 	batches := make(chan *eventlog.Batch, 1)
 	ferr := make(chan error, 1)
 	go func() {
+		defer close(fetcherDone)
 		defer close(batches)
 		for {
 			b, err := cons.Fetch(fctx, p.cfg.BatchSize, p.cfg.MaxWait)
