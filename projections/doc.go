@@ -19,7 +19,9 @@
 //		readModel.Upsert(docs); snapshots(docs)       // after the commit; both are caches of it
 //	}
 //
-// A crash anywhere repeats at most the uncommitted batch, and the version
+// The stages overlap without reordering: the next batch is fetched while one
+// folds, and folds while the previous one commits; an ack always follows its
+// commit. A crash anywhere repeats at most the uncommitted batch, and the version
 // check makes the repeat change nothing. Rebuild folds the whole log into a
 // fresh generation beside the live one and promotes it atomically. See
 // docs/adr/0005 for what is acknowledged when.
