@@ -2,6 +2,7 @@ package projections_test
 
 import (
 	"fmt"
+	"syscall"
 	"testing"
 	"time"
 
@@ -101,4 +102,51 @@ func TestCrashMidRebuild(t *testing.T) {
 		t.Fatal("the rebuild did not promote a new generation")
 	}
 	waitState(t, pg, want, time.Second)
+}
+
+// TestPausedOwnerIsFenced stops a projector process (SIGSTOP) past its
+// lease, lets a second process take its partitions over and fold more ops,
+// then wakes the first (SIGCONT): it finds its leases gone, anything it
+// tries to commit is refused by epoch, and the state equals the fold of the
+// log.
+func TestPausedOwnerIsFenced(t *testing.T) {
+	srv := startServer(t, t.TempDir())
+	cfg := logConfig(2)
+	l := connect(t, srv.ClientURL(), cfg)
+	ctx := ctxT(t, 3*time.Minute)
+	dsn := harness.SharedPostgres(t).NewDatabase(t)
+	pg := openPG(t, dsn)
+	w := newWriter(t, l, 8)
+	for i := range 6 {
+		w.edit(ctx, fmt.Sprintf("f%d", i), 40)
+	}
+	spec := specFor("projector", srv.ClientURL(), cfg, dsn, 30)
+	spec.Owner = "sleeper"
+	first := startChild(t, spec, "")
+	waitState(t, pg, refFold(t, l), time.Minute)
+	if err := first.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	defer first.cmd.Process.Signal(syscall.SIGCONT)
+	for i := range 6 {
+		w.edit(ctx, fmt.Sprintf("f%d", i), 30)
+	}
+	spec.Owner = "successor"
+	second := startChild(t, spec, "")
+	waitState(t, pg, refFold(t, l), time.Minute) // Only the successor can have done this.
+	if err := first.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 6 {
+		w.edit(ctx, fmt.Sprintf("f%d", i), 30)
+	}
+	waitState(t, pg, refFold(t, l), time.Minute)
+	live, _ := pg.Live(ctx)
+	for p := range 2 {
+		if _, epoch, _ := live.Checkpoint(ctx, p); epoch == 0 {
+			t.Fatalf("partition %d has no epoch", p)
+		}
+	}
+	first.stop(t)
+	second.stop(t)
 }
