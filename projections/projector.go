@@ -139,7 +139,8 @@ func (p *Projector) ReadModel() ReadModel { return p.cfg.ReadModel }
 
 // Run takes partitions as their leases allow and folds them until ctx ends;
 // it then stops every worker, releases its leases and returns ctx's error.
-// It returns early only on a configuration error.
+// It returns early only when the lease bucket cannot be opened (its opening
+// retries while JetStream is unavailable, until ctx ends).
 func (p *Projector) Run(ctx context.Context) error {
 	leases, err := newLeases(ctx, p.cfg)
 	if err != nil {
