@@ -9,9 +9,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,10 +19,7 @@ import (
 
 	"github.com/palimpsest-editor/palimpsest/crdt"
 	"github.com/palimpsest-editor/palimpsest/eventlog"
-	"github.com/palimpsest-editor/palimpsest/projections/kvstate"
 	"github.com/palimpsest-editor/palimpsest/services/auth"
-	"github.com/palimpsest-editor/palimpsest/services/read"
-	"github.com/palimpsest-editor/palimpsest/web"
 )
 
 // chromium is Debian's Chromium, which scripts/deps.sh installs.
@@ -117,9 +111,7 @@ type served struct {
 
 // startServe builds the binary and runs `palimpsest serve` on loopback with
 // a fresh data dir, the embedded NATS also listening on loopback so the test
-// reads the log. When serve does not mount the editor itself, the test puts
-// web.Handler and web.SessionHandler in front of it (one origin, WebSocket
-// proxied).
+// reads the log. serve must serve the editor, its login and the read API.
 func startServe(t *testing.T) *served {
 	t.Helper()
 	dir := t.TempDir()
@@ -169,8 +161,7 @@ func startServe(t *testing.T) *served {
 	t.Cleanup(func() { _ = l.Close() })
 	s := &served{url: "http://" + addr, key: key, log: l}
 	if !servesEditor(s.url) {
-		s.url = front(t, addr, key, l)
-		t.Logf("serve does not mount web.Handler yet: the editor is served by the test in front of it at %s", s.url)
+		t.Fatalf("serve at %s does not serve the editor at /", s.url)
 	}
 	return s
 }
@@ -184,57 +175,6 @@ func servesEditor(base string) bool {
 	defer r.Body.Close()
 	b, _ := io.ReadAll(r.Body)
 	return r.StatusCode == 200 && strings.Contains(string(b), "<title>Palimpsest</title>")
-}
-
-// front serves the editor and the session endpoint, and proxies the rest
-// (the WebSocket, the read API) to serve at addr. When serve has no read API
-// either, front serves one on the log l (history, time travel and blame read
-// the log).
-func front(t *testing.T, addr string, key *auth.DevKey, l *eventlog.Log) string {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	v, err := auth.NewVerifier(ctx, auth.Config{Keys: []auth.Key{key.VerifierKey()}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	target, _ := url.Parse("http://" + addr)
-	proxy := httputil.NewSingleHostReverseProxy(target)
-	mux := http.NewServeMux()
-	mux.Handle("/", web.Handler())
-	mux.Handle("/v1/session", web.SessionHandler(verifyWith(v)))
-	mux.Handle("/v1/", proxy)
-	if r, err := http.Get("http://" + addr + "/v1/documents/probe/history"); err == nil {
-		r.Body.Close()
-		if r.StatusCode == http.StatusNotFound && !strings.Contains(r.Header.Get("Content-Type"), "json") {
-			kv, err := kvstate.Open(ctx, l)
-			if err != nil {
-				t.Fatal(err)
-			}
-			svc, err := read.New(read.Config{Log: l, State: kv})
-			if err != nil {
-				t.Fatal(err)
-			}
-			h, err := svc.Handler(read.HTTPConfig{Verifier: v})
-			if err != nil {
-				t.Fatal(err)
-			}
-			mux.Handle("/v1/documents/", h)
-			t.Log("serve has no read API yet: the test serves services/read on serve's log")
-		}
-	}
-	hs := httptest.NewServer(mux)
-	t.Cleanup(hs.Close)
-	return hs.URL
-}
-
-func verifyWith(v *auth.Verifier) web.VerifyFunc {
-	return func(ctx context.Context, tok string) (web.Identity, error) {
-		p, err := v.Verify(ctx, tok)
-		if err != nil {
-			return web.Identity{}, err
-		}
-		return web.Identity{Subject: p.Subject, Name: p.Name, Expires: p.ExpiresAt}, nil
-	}
 }
 
 // replay folds doc's log into a fresh replica; it fails on an op that is in
