@@ -59,7 +59,7 @@ func (n *natsNode) healthz(ctx context.Context) error {
 func startNATSCluster(t *testing.T, bin, dir string) []*natsNode {
 	t.Helper()
 	conf := filepath.Join(repoRoot(t), "deploy", "nats", "nats-server.conf")
-	ports := freePorts(t, 3*natsNodes)
+	ports := harness.FreePorts(t, 3*natsNodes)
 	var nodes []*natsNode
 	var routes []string
 	for i := range natsNodes {
@@ -141,7 +141,7 @@ func TestEndToEnd(t *testing.T) {
 			missing = append(missing, strings.Join(s.Args, " "))
 			continue
 		}
-		addr := fmt.Sprintf("127.0.0.1:%d", freePorts(t, 1)[0])
+		addr := fmt.Sprintf("127.0.0.1:%d", harness.FreePorts(t, 1)[0])
 		env := append(baseEnv(), s.AddrEnv+"="+addr)
 		for _, k := range s.Env {
 			v, ok := values[k]

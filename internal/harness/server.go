@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"testing"
 	"time"
 )
 
@@ -377,3 +378,24 @@ var (
 )
 
 func logPathIn(dir string) string { return filepath.Join(dir, "server.log") }
+
+// FreePorts returns n distinct loopback ports that were free a moment ago (all held open
+// together while picked, so they differ). Another process may take one before it is used;
+// callers that start a server retry on a bind failure.
+func FreePorts(t testing.TB, n int) []int {
+	t.Helper()
+	var ls []net.Listener
+	var ports []int
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("harness: find a free port: %v", err)
+		}
+		ls = append(ls, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	for _, l := range ls {
+		l.Close()
+	}
+	return ports
+}

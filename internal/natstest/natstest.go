@@ -20,6 +20,7 @@ package natstest
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/palimpsest-editor/palimpsest/internal/harness"
 	"io"
 	"log/slog"
 	"net"
@@ -89,7 +90,7 @@ type Node struct {
 // clients. The nodes are killed when the test ends.
 func StartCluster(t testing.TB, n int) *Cluster {
 	t.Helper()
-	ports := freePorts(t, 2*n)
+	ports := harness.FreePorts(t, 2*n)
 	var routes []string
 	for i := range n {
 		routes = append(routes, fmt.Sprintf("nats-route://127.0.0.1:%d", ports[2*i+1]))
@@ -215,22 +216,4 @@ func (n *Node) kill() {
 	_ = n.cmd.Process.Signal(syscall.SIGKILL)
 	<-n.exit
 	n.stdin.Close()
-}
-
-func freePorts(t testing.TB, n int) []int {
-	t.Helper()
-	var ls []net.Listener
-	var ports []int
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	for _, l := range ls {
-		l.Close()
-	}
-	return ports
 }
