@@ -1,9 +1,6 @@
 package crdt
 
-import (
-	"encoding/binary"
-	"strings"
-)
+import "math/bits"
 
 // Rand is the randomness an allocation draws from. math/rand/v2's *rand.Rand, *rand.PCG and
 // *rand.ChaCha8 all satisfy it. The CRDT never reads a global source, so a seeded Rand makes
@@ -21,7 +18,7 @@ const DefaultBoundary = 10
 // three traces it gives 30-45% shallower identifiers than alternating "+ -" (docs/adr/0001).
 const strategyBits uint64 = 0xB6DB6DB6DB6DB6DB
 
-func boundaryPlus(depth int) bool { return strategyBits>>(depth%64)&1 == 1 }
+func boundaryPlus(depth int) bool { return strategyBits>>(uint(depth)&63)&1 == 1 }
 
 // maxInterval caps the interval arithmetic. Once the room between two neighbours at some depth
 // reaches it, it can only grow deeper, so the cap never changes a decision.
@@ -31,22 +28,25 @@ const maxInterval = 1 << 31
 // DocEng 2013): find the shallowest depth with room between the neighbours' prefixes, take a
 // random step of at most boundary from the left neighbour (boundary+) or the right one
 // (boundary-) according to the depth's strategy, and give every level the triple of the
-// neighbour whose digits it copies, or (site, counter) where it is new. p == "" stands for the
-// beginning of the document and q == "" for its end. p must sort before q.
+// neighbour whose digits it copies, or (site, counter) where it is new. The zero key p stands
+// for the beginning of the document and the zero key q for its end. p must sort before q.
 //
 // One deviation keeps identifiers extensible: an identifier never ends in digit 0 (then there is
 // always room below it), so a candidate ending in 0 moves one step, or the search goes deeper.
-func alloc(p, q ID, site SiteID, counter uint32, boundary uint64, rng Rand) (ID, error) {
+//
+// The new key shares p's or q's prefix string when its leading levels are theirs, so the
+// identifiers typed one after another cost no allocation.
+func alloc(p, q key, site SiteID, counter uint32, boundary uint64, rng Rand) (key, error) {
 	// The neighbours' digits are read as mixed-radix numbers. The right bound is q's first qLen
 	// digits, then base(virt) at depth virt ("one past the last digit"), then zeros.
-	np := p.Depth()
-	qLen, virt := q.Depth(), -1
+	np := p.depth()
+	qLen, virt := q.depth(), -1
 	shared := 0 // leading levels where p and q hold the same triple
-	if q == "" {
+	if qLen == 0 {
 		virt = 0
 	} else {
-		shared = sharedLevels(p, q)
-		if shared < np && shared < qLen && p.digit(shared) == q.digit(shared) {
+		shared = sharedKeyLevels(p, q)
+		if shared < np && shared < qLen && p.digitAt(shared) == q.digitAt(shared) {
 			// Same digit, different site or counter: every extension of p's level shared
 			// sorts between p and q, so the right bound becomes the end of that subtree.
 			qLen, virt = shared+1, shared+1
@@ -54,14 +54,14 @@ func alloc(p, q ID, site SiteID, counter uint32, boundary uint64, rng Rand) (ID,
 	}
 	pd := func(d int) uint64 {
 		if d < np {
-			return uint64(p.digit(d))
+			return uint64(p.digitAt(d))
 		}
 		return 0
 	}
 	qd := func(d int) uint64 {
 		switch {
 		case d < qLen:
-			return uint64(q.digit(d))
+			return uint64(q.digitAt(d))
 		case d == virt:
 			return base(d)
 		}
@@ -76,20 +76,21 @@ func alloc(p, q ID, site SiteID, counter uint32, boundary uint64, rng Rand) (ID,
 			diff = diff*int64(b) + int64(qd(d)) - int64(pd(d))
 		}
 		if diff < 0 {
-			return "", invalidf(CodeBadOp, "neighbours out of order: %v !< %v", p, q)
+			return key{}, invalidf(CodeBadOp, "neighbours out of order: %v !< %v", p.id(), q.id())
 		}
 		if diff < 2 {
 			continue
 		}
 		interval := uint64(diff - 1)
 		step := min(boundary, interval)
-		delta := 1 + rng.Uint64()%step
+		delta, _ := bits.Mul64(rng.Uint64(), step) // uniform in [0, step)
+		delta++
 		plus := boundaryPlus(d)
 		var last uint64
 		if plus {
-			last = (pd(d) + delta) % b
+			last = (pd(d) + delta) & (b - 1) // b is a power of two
 		} else {
-			last = (qd(d) + b - delta) % b
+			last = (qd(d) + b - delta) & (b - 1)
 		}
 		if last == 0 {
 			switch {
@@ -100,6 +101,10 @@ func alloc(p, q ID, site SiteID, counter uint32, boundary uint64, rng Rand) (ID,
 			default:
 				continue
 			}
+		}
+		if plus && d == np-1 && pd(d)+delta < b {
+			// Typing after p: p's own prefix, a new last digit.
+			return key{prefix: p.prefix, last: level{uint32(pd(d) + delta), site, counter}}, nil
 		}
 		// nd is the new identifier's digits; its first keep levels are p's, triples and all.
 		var nd [MaxDepth]uint64
@@ -128,39 +133,50 @@ func alloc(p, q ID, site SiteID, counter uint32, boundary uint64, rng Rand) (ID,
 				delta = 1
 			}
 		}
-		return buildID(nd[:d+1], keep, shared, p, q, site, counter), nil
+		return buildKey(nd[:d+1], keep, shared, p, q, site, counter), nil
 	}
-	return "", invalidf(CodeExhausted, "no identifier left between %v and %v", p, q)
+	return key{}, invalidf(CodeExhausted, "no identifier left between %v and %v", p.id(), q.id())
 }
 
-// buildID gives each level of the digits nd a triple: the left neighbour's while nd follows p's
-// path, else the right neighbour's while it follows q's, else (site, counter). Copying the
+// buildKey gives each level of the digits nd a triple: the left neighbour's while nd follows
+// p's path, else the right neighbour's while it follows q's, else (site, counter). Copying the
 // neighbours' triples where the digits agree is what keeps p < id < q. The first keep levels
 // are known to follow p, and p and q share their first shared levels.
-func buildID(nd []uint64, keep, shared int, p, q ID, site SiteID, counter uint32) ID {
-	np, nq := p.Depth(), q.Depth()
-	var sb strings.Builder
-	sb.Grow(len(nd) * tripleSize)
-	sb.WriteString(string(p[:keep*tripleSize]))
-	var own [tripleSize]byte
-	binary.BigEndian.PutUint32(own[4:], uint32(site))
-	binary.BigEndian.PutUint32(own[8:], counter)
-	onP, onQ := true, q != "" && keep <= shared
+func buildKey(nd []uint64, keep, shared int, p, q key, site SiteID, counter uint32) key {
+	np, nq := p.depth(), q.depth()
+	var levels [MaxDepth]level
+	for j := 0; j < keep; j++ {
+		levels[j] = p.levelAt(j)
+	}
+	onP, onQ := true, nq > 0 && keep <= shared
 	for j := keep; j < len(nd); j++ {
-		dg := nd[j]
-		level := func(id ID) string { return string(id[j*tripleSize : (j+1)*tripleSize]) }
+		dg := uint32(nd[j])
 		switch {
-		case onP && j < np && uint64(p.digit(j)) == dg:
-			sb.WriteString(level(p))
-			onQ = onQ && j < nq && level(p) == level(q)
-		case onQ && j < nq && uint64(q.digit(j)) == dg:
+		case onP && j < np && p.digitAt(j) == dg:
+			levels[j] = p.levelAt(j)
+			onQ = onQ && j < nq && levels[j] == q.levelAt(j)
+		case onQ && j < nq && q.digitAt(j) == dg:
 			onP = false
-			sb.WriteString(level(q))
+			levels[j] = q.levelAt(j)
 		default:
 			onP, onQ = false, false
-			binary.BigEndian.PutUint32(own[:4], uint32(dg))
-			sb.Write(own[:])
+			levels[j] = level{dg, site, counter}
 		}
 	}
-	return ID(sb.String())
+	n := len(nd) - 1
+	var buf [MaxDepth * tripleSize]byte
+	b := buf[:0]
+	for _, l := range levels[:n] {
+		b = appendLevel(b, l)
+	}
+	k := key{last: levels[n]}
+	switch {
+	case string(b) == p.prefix:
+		k.prefix = p.prefix
+	case string(b) == q.prefix:
+		k.prefix = q.prefix
+	default:
+		k.prefix = string(b)
+	}
+	return k
 }

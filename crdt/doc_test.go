@@ -209,18 +209,20 @@ func TestApplyRejectsInvalidOps(t *testing.T) {
 	forged.Site = 7 // origins no longer match the op's site
 	short := good
 	short.Text = "ab"
-	unsorted := del
-	unsorted.IDs = []crdt.ID{del.IDs[1], del.IDs[0]}
+	ids := del.IDs()
+	unsorted := crdt.NewOp(del.Kind, del.Site, del.Counter, []crdt.ID{ids[1], ids[0]}, "")
 	zeroCounter := good
 	zeroCounter.Counter = 0
-	badID := del
-	badID.IDs = []crdt.ID{"short"}
-	endsInZero := del
-	endsInZero.IDs = []crdt.ID{crdt.MakeID(crdt.Triple{Digit: 0, Site: 1, Counter: 1})}
+	badID := crdt.NewOp(del.Kind, del.Site, del.Counter, []crdt.ID{"short"}, "")
+	badPrefix := crdt.NewOpFromRuns(del.Kind, del.Site, del.Counter,
+		[]crdt.Run{{Prefix: "0123456789a", Site: 1, Counter: 1, Digits: []uint32{4}}}, "")
+	endsInZero := crdt.NewOp(del.Kind, del.Site, del.Counter,
+		[]crdt.ID{crdt.MakeID(crdt.Triple{Digit: 0, Site: 1, Counter: 1})}, "")
+	emptyRun := crdt.NewOpFromRuns(del.Kind, del.Site, del.Counter, []crdt.Run{{Site: 1, Counter: 1}}, "")
 	textOnDelete := del
 	textOnDelete.Text = "x"
-	ownFuture := del
-	ownFuture.IDs = []crdt.ID{crdt.MakeID(crdt.Triple{Digit: 5, Site: 1, Counter: del.Counter + 3})}
+	ownFuture := crdt.NewOp(del.Kind, del.Site, del.Counter,
+		[]crdt.ID{crdt.MakeID(crdt.Triple{Digit: 5, Site: 1, Counter: del.Counter + 3})}, "")
 	for _, tc := range []struct {
 		name string
 		op   crdt.Op
@@ -231,10 +233,12 @@ func TestApplyRejectsInvalidOps(t *testing.T) {
 		{"unsorted ids", unsorted, crdt.CodeBadOp},
 		{"counter zero", zeroCounter, crdt.CodeBadOp},
 		{"malformed id", badID, crdt.CodeBadID},
+		{"malformed prefix", badPrefix, crdt.CodeBadID},
+		{"run without elements", emptyRun, crdt.CodeBadOp},
 		{"id ending in digit 0", endsInZero, crdt.CodeBadID},
 		{"delete with text", textOnDelete, crdt.CodeBadOp},
 		{"delete of its own later element", ownFuture, crdt.CodeBadOp},
-		{"unknown kind", crdt.Op{Kind: 9, Site: 1, Counter: 1, IDs: good.IDs}, crdt.CodeBadOp},
+		{"unknown kind", crdt.NewOpFromRuns(9, 1, 1, good.Runs(), good.Text), crdt.CodeBadOp},
 		{"no elements", crdt.Op{Kind: crdt.OpDelete, Site: 1, Counter: 1}, crdt.CodeBadOp},
 	} {
 		b := newDoc(2)

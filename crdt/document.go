@@ -18,9 +18,35 @@ type Doc struct {
 	rng      Rand
 	boundary uint64
 	elems    tree
-	clock    map[SiteID]uint32 // highest counter applied, per site
+	clock    map[SiteID]uint32 // highest counter applied, per site other than site
+	own      uint32            // highest counter of site applied
 	held     map[SiteID][]Op   // ops that came before their site's earlier ops, by Counter
 	doomed   map[Dot]ID        // deletes that came before the insert they delete
+	scratch  []key             // Insert's identifiers, reused
+	runes    []rune            // Insert's and Apply's code points, reused
+}
+
+// seen returns the highest counter of site s applied.
+func (d *Doc) seen(s SiteID) uint32 {
+	if s == d.site {
+		return d.own
+	}
+	return d.clock[s]
+}
+
+func (d *Doc) setSeen(s SiteID, c uint32) {
+	if s == d.site {
+		d.own = c
+	} else {
+		d.clock[s] = c
+	}
+}
+
+// continues reports whether b follows a in one run: same prefix and site, the next counter, a
+// greater last digit.
+func continues(a, b key) bool {
+	return b.last.site == a.last.site && b.last.counter == a.last.counter+1 &&
+		b.last.digit > a.last.digit && b.prefix == a.prefix
 }
 
 // Option tunes a Doc.
@@ -57,8 +83,10 @@ func (d *Doc) Len() int { return d.elems.len() }
 func (d *Doc) Text() string {
 	var sb strings.Builder
 	sb.Grow(d.Len())
-	d.elems.each(func(_ ID, r rune) bool {
-		sb.WriteRune(r)
+	d.elems.eachRun(func(r *run) bool {
+		for _, e := range r.elems {
+			sb.WriteRune(e.r)
+		}
 		return true
 	})
 	return sb.String()
@@ -69,21 +97,37 @@ func (d *Doc) IDAt(pos int) (ID, error) {
 	if pos < 0 || pos >= d.Len() {
 		return "", invalidf(CodeRange, "position %d outside [0,%d)", pos, d.Len())
 	}
-	id, _ := d.elems.at(pos)
-	return id, nil
+	return d.elems.elemAt(pos).key().id(), nil
 }
 
 // IndexOf returns the position of id, and false when the document does not hold it, in O(log n).
-func (d *Doc) IndexOf(id ID) (int, bool) { return d.elems.search(id) }
+func (d *Doc) IndexOf(id ID) (int, bool) {
+	if len(id) < tripleSize || len(id)%tripleSize != 0 {
+		return 0, false
+	}
+	return d.elems.search(keyOf(id))
+}
 
 // IDs calls f with every identifier and its code point, in document order, until f returns false.
-func (d *Doc) IDs(f func(ID, rune) bool) { d.elems.each(f) }
+func (d *Doc) IDs(f func(ID, rune) bool) {
+	d.elems.eachRun(func(r *run) bool {
+		for i, e := range r.elems {
+			if !f(r.key(i).id(), e.r) {
+				return false
+			}
+		}
+		return true
+	})
+}
 
 // Clock returns, per site, the highest counter this replica has applied (a version vector).
 func (d *Doc) Clock() map[SiteID]uint32 {
-	c := make(map[SiteID]uint32, len(d.clock))
+	c := make(map[SiteID]uint32, len(d.clock)+1)
 	for s, n := range d.clock {
 		c[s] = n
+	}
+	if d.own > 0 {
+		c[d.site] = d.own
 	}
 	return c
 }
@@ -113,33 +157,45 @@ func (d *Doc) Insert(pos int, text string) (Op, error) {
 	if n > MaxOpElements {
 		return Op{}, invalidf(CodeTooLarge, "insert of %d code points over %d", n, MaxOpElements)
 	}
-	first := d.clock[d.site] + 1
+	first := d.own + 1
 	if uint64(first)+uint64(n)-1 > math.MaxUint32 {
 		return Op{}, invalidf(CodeExhausted, "site %d has no counters left", d.site)
 	}
-	var leaf *node
-	var idx int
-	var prev, next ID
+	var at spot
+	var prev, next key
 	if d.elems.root != nil {
-		leaf, idx = d.elems.gapAt(pos)
-		prev, next = before(leaf, idx), after(leaf, idx)
+		at = d.elems.gapAt(pos)
+		prev, next = at.before(), at.after()
 	}
-	ids := make([]ID, n)
-	for i := range ids {
-		id, err := alloc(prev, next, d.site, first+uint32(i), d.boundary, d.rng)
+	// Allocate every identifier first, so that an error leaves the document unchanged.
+	keys := d.scratch[:0]
+	for i := range n {
+		k, err := alloc(prev, next, d.site, first+uint32(i), d.boundary, d.rng)
 		if err != nil {
 			return Op{}, err
 		}
-		ids[i], prev = id, id
+		keys = append(keys, k)
+		prev = k
 	}
-	i := 0
+	d.scratch = keys[:0]
+	runes := d.runes[:0]
 	for _, r := range text {
-		leaf, idx = d.elems.insert(leaf, idx, ids[i], r)
-		idx++
-		i++
+		runes = append(runes, r)
 	}
-	d.clock[d.site] = first + uint32(n) - 1
-	return Op{Kind: OpInsert, Site: d.site, Counter: first, IDs: ids, Text: text}, nil
+	d.runes = runes[:0]
+	b := newOpBuilder(n)
+	for i := 0; i < n; {
+		j := i + 1
+		for j < n && continues(keys[j-1], keys[j]) {
+			j++
+		}
+		at = d.elems.insertRun(at, pos+i, keys[i:j], runes[i:j])
+		b.addKeys(keys[i:j])
+		i = j
+	}
+	clear(keys)
+	d.own = first + uint32(n) - 1
+	return b.op(OpInsert, d.site, first, text), nil
 }
 
 // Delete removes n code points from position pos and returns the op to send. n == 0 returns
@@ -154,15 +210,20 @@ func (d *Doc) Delete(pos, n int) (Op, error) {
 	if n > MaxOpElements {
 		return Op{}, invalidf(CodeTooLarge, "delete of %d code points over %d", n, MaxOpElements)
 	}
-	if d.clock[d.site] == math.MaxUint32 {
+	if d.own == math.MaxUint32 {
 		return Op{}, invalidf(CodeExhausted, "site %d has no counters left", d.site)
 	}
-	ids := make([]ID, n)
-	for i := range ids {
-		ids[i], _ = d.elems.remove(d.elems.elemAt(pos))
+	b := newOpBuilder(n)
+	for left := n; left > 0; {
+		at := d.elems.elemAt(pos)
+		rn := &at.l.runs[at.ri]
+		k := min(left, len(rn.elems)-at.i)
+		b.addRun(rn, at.i, k)
+		d.elems.remove(at, pos, k)
+		left -= k
 	}
-	d.clock[d.site]++
-	return Op{Kind: OpDelete, Site: d.site, Counter: d.clock[d.site], IDs: ids}, nil
+	d.own++
+	return b.op(OpDelete, d.site, d.own, ""), nil
 }
 
 // Apply folds a remote op into the replica and returns what changed in the text.
@@ -171,27 +232,31 @@ func (d *Doc) Delete(pos, n int) (Op, error) {
 // held and applied, with its effects returned, by the Apply call that delivers the missing op.
 // A delete of an element whose insert has not arrived is remembered, and that insert then
 // adds nothing. An invalid op returns an *InvalidError and changes nothing.
-func (d *Doc) Apply(op Op) ([]Change, error) {
+func (d *Doc) Apply(op Op) ([]Change, error) { return d.ApplyTo(nil, op) }
+
+// ApplyTo is Apply, appending the changes to dst: a caller that reuses dst applies ops without
+// allocating.
+func (d *Doc) ApplyTo(dst []Change, op Op) ([]Change, error) {
 	if err := op.Validate(); err != nil {
-		return nil, err
+		return dst, err
 	}
-	last := d.clock[op.Site]
+	last := d.seen(op.Site)
 	end := op.Counter + op.Span() - 1
 	switch {
 	case end <= last:
-		return nil, nil // a duplicate
+		return dst, nil // a duplicate
 	case op.Counter <= last:
-		return nil, invalidf(CodeBadOp, "op %d:%d..%d overlaps counters already applied up to %d",
+		return dst, invalidf(CodeBadOp, "op %d:%d..%d overlaps counters already applied up to %d",
 			op.Site, op.Counter, end, last)
 	case op.Counter > last+1:
 		d.hold(op)
-		return nil, nil
+		return dst, nil
 	}
-	var cs changes
+	cs := changes{list: dst, base: len(dst)}
 	d.apply(&op, &cs)
 	for len(d.held) > 0 {
 		h := d.held[op.Site]
-		if len(h) == 0 || h[0].Counter > d.clock[op.Site]+1 {
+		if len(h) == 0 || h[0].Counter > d.seen(op.Site)+1 {
 			break
 		}
 		next := h[0]
@@ -199,7 +264,7 @@ func (d *Doc) Apply(op Op) ([]Change, error) {
 		if len(h) == 1 {
 			delete(d.held, op.Site)
 		}
-		if next.Counter == d.clock[op.Site]+1 {
+		if next.Counter == d.seen(op.Site)+1 {
 			d.apply(&next, &cs)
 		}
 	}
@@ -220,53 +285,154 @@ func (d *Doc) hold(op Op) {
 // apply folds a valid op whose Counter follows its site's clock.
 func (d *Doc) apply(op *Op, cs *changes) {
 	if op.Kind == OpInsert {
-		i := 0
-		for _, r := range op.Text {
-			id := op.IDs[i]
-			dot := Dot{Site: op.Site, Counter: op.Counter + uint32(i)}
-			i++
-			if len(d.doomed) > 0 {
-				if _, ok := d.doomed[dot]; ok {
-					delete(d.doomed, dot)
-					continue
-				}
-			}
-			var leaf *node
-			var idx, pos int
-			if d.elems.root != nil {
-				var found bool
-				if leaf, idx, found = d.elems.find(id); found {
-					continue
-				}
-				pos = d.elems.start(leaf) + idx
-			}
-			d.elems.insert(leaf, idx, id, r)
-			cs.add(Inserted, pos, r)
-		}
+		d.applyInsert(op, cs)
 	} else {
-		for _, id := range op.IDs {
-			o := id.Origin()
-			if d.clock[o.Site] < o.Counter {
-				d.doomed[o] = id
+		d.applyDelete(op, cs)
+	}
+	d.setSeen(op.Site, op.Counter+op.Span()-1)
+}
+
+func (d *Doc) applyInsert(op *Op, cs *changes) {
+	// The runs' fields are passed one by one: a one-element op's digit then stays on the stack.
+	if op.single() {
+		digit := [1]uint32{op.one.last.digit}
+		d.insertStretch(op.one.prefix, op.one.last.site, op.one.last.counter, digit[:], op.Text, cs)
+		return
+	}
+	text := op.Text
+	for _, r := range op.runs {
+		text = d.insertStretch(string(r.Prefix), r.Site, r.Counter, r.Digits, text, cs)
+	}
+}
+
+// insertStretch inserts the elements of one run of an insert op, carrying the code points at
+// the start of text, and returns the rest of text.
+func (d *Doc) insertStretch(prefix string, site SiteID, counter uint32, digits []uint32, text string, cs *changes) string {
+	keys, runes := d.scratch[:0], d.runes[:0]
+	var at spot // the gap after the elements inserted last, while it is known
+	pos := 0
+	for i := 0; i < len(digits); {
+		k := key{prefix, level{digits[i], site, counter + uint32(i)}}
+		if len(d.doomed) > 0 {
+			if _, ok := d.doomed[Dot{site, k.last.counter}]; ok {
+				delete(d.doomed, Dot{site, k.last.counter})
+				_, size := utf8.DecodeRuneInString(text)
+				text = text[size:]
+				at.l = nil
+				i++
 				continue
-			}
-			if d.elems.root == nil {
-				continue
-			}
-			if leaf, idx, found := d.elems.find(id); found {
-				pos := d.elems.start(leaf) + idx
-				_, r := d.elems.remove(leaf, idx)
-				cs.add(Deleted, pos, r)
 			}
 		}
+		if d.elems.root == nil {
+			at, pos = spot{}, 0
+		} else if at.l == nil || !at.after().none() && cmpKeys(at.after(), k) <= 0 {
+			// Not right after the elements inserted last: look it up.
+			var found bool
+			if at, pos, found = d.elems.find(k); found {
+				_, size := utf8.DecodeRuneInString(text)
+				text = text[size:]
+				at.l = nil
+				i++
+				continue
+			}
+			pos = d.elems.pos(at)
+		}
+		// Every element of r before the next one of the document goes here.
+		j := len(digits)
+		if at.l != nil {
+			if nx := at.after(); !nx.none() {
+				lo, hi := i+1, j
+				for lo < hi {
+					m := int(uint(lo+hi) >> 1)
+					if cmpKeys(key{prefix, level{digits[m], site, counter + uint32(m)}}, nx) < 0 {
+						lo = m + 1
+					} else {
+						hi = m
+					}
+				}
+				j = lo
+			}
+		}
+		if len(d.doomed) > 0 {
+			for c := i + 1; c < j; c++ {
+				if _, ok := d.doomed[Dot{site, counter + uint32(c)}]; ok {
+					j = c
+					break
+				}
+			}
+		}
+		keys, runes = keys[:0], runes[:0]
+		end := 0
+		for c := i; c < j; c++ {
+			keys = append(keys, key{prefix, level{digits[c], site, counter + uint32(c)}})
+			ch, size := utf8.DecodeRuneInString(text[end:])
+			runes = append(runes, ch)
+			end += size
+		}
+		at = d.elems.insertRun(at, pos, keys, runes)
+		cs.addText(Inserted, pos, text[:end], j-i)
+		text = text[end:]
+		pos += j - i
+		i = j
 	}
-	d.clock[op.Site] = op.Counter + op.Span() - 1
+	clear(keys)
+	d.scratch, d.runes = keys[:0], runes[:0]
+	return text
+}
+
+func (d *Doc) applyDelete(op *Op, cs *changes) {
+	if op.single() {
+		digit := [1]uint32{op.one.last.digit}
+		d.deleteStretch(op.one.prefix, op.one.last.site, op.one.last.counter, digit[:], cs)
+		return
+	}
+	for _, r := range op.runs {
+		d.deleteStretch(string(r.Prefix), r.Site, r.Counter, r.Digits, cs)
+	}
+}
+
+// deleteStretch removes the elements of one run of a delete op: those whose inserts have not
+// arrived are remembered, the others removed a stretch of consecutive ones at a time.
+func (d *Doc) deleteStretch(prefix string, site SiteID, counter uint32, digits []uint32, cs *changes) {
+	n := len(digits)
+	if seen := d.seen(site); seen < counter+uint32(n)-1 {
+		applied := 0
+		if seen >= counter {
+			applied = int(seen-counter) + 1
+		}
+		for i := applied; i < n; i++ {
+			k := key{prefix, level{digits[i], site, counter + uint32(i)}}
+			d.doomed[Dot{site, k.last.counter}] = k.id()
+		}
+		n = applied
+	}
+	for i := 0; i < n && d.elems.root != nil; {
+		at, pos, found := d.elems.find(key{prefix, level{digits[i], site, counter + uint32(i)}})
+		if !found {
+			i++
+			continue
+		}
+		tr := &at.l.runs[at.ri]
+		k := 1
+		if tr.prefix == prefix {
+			for at.i+k < len(tr.elems) && i+k < n && tr.elems[at.i+k].digit == digits[i+k] &&
+				tr.counter+uint32(at.i+k) == counter+uint32(i+k) {
+				k++
+			}
+		}
+		for _, e := range tr.elems[at.i : at.i+k] {
+			cs.add(Deleted, pos, e.r)
+		}
+		d.elems.remove(at, pos, k)
+		i += k
+	}
 }
 
 // changes accumulates Changes, merging an insert or delete that continues the previous one.
 // A one-code-point change costs no allocation for its text; longer ones are built in buf.
 type changes struct {
 	list  []Change
+	base  int    // list[:base] is the caller's: never merged with
 	buf   []byte // the last change's text, once it has more than one code point
 	multi bool   // whether buf holds the last change's text
 	count int    // code points in the last change
@@ -288,7 +454,7 @@ func runeString(r rune) string {
 }
 
 func (c *changes) add(kind ChangeKind, pos int, r rune) {
-	if n := len(c.list); n > 0 {
+	if n := len(c.list); n > c.base {
 		last := &c.list[n-1]
 		if last.Kind == kind && ((kind == Inserted && pos == last.Index+c.count) ||
 			(kind == Deleted && pos == last.Index)) {
@@ -306,6 +472,31 @@ func (c *changes) add(kind ChangeKind, pos int, r rune) {
 	c.count = 1
 }
 
+// addText records that text (count code points) was inserted or removed at pos.
+func (c *changes) addText(kind ChangeKind, pos int, text string, count int) {
+	if count == 1 {
+		r, _ := utf8.DecodeRuneInString(text)
+		c.add(kind, pos, r)
+		return
+	}
+	if n := len(c.list); n > c.base {
+		last := &c.list[n-1]
+		if last.Kind == kind && ((kind == Inserted && pos == last.Index+c.count) ||
+			(kind == Deleted && pos == last.Index)) {
+			if !c.multi {
+				c.buf = append(c.buf[:0], last.Text...)
+				c.multi = true
+			}
+			c.buf = append(c.buf, text...)
+			c.count += count
+			return
+		}
+		c.finish()
+	}
+	c.list = append(c.list, Change{Kind: kind, Index: pos, Text: text})
+	c.count = count
+}
+
 // finish gives the last change its full text.
 func (c *changes) finish() {
 	if c.multi {
@@ -315,30 +506,8 @@ func (c *changes) finish() {
 }
 
 func (c *changes) done() []Change {
-	if len(c.list) > 0 {
+	if len(c.list) > c.base {
 		c.finish()
 	}
 	return c.list
-}
-
-// before returns the identifier just before gap idx of leaf l, or "" at the beginning.
-func before(l *node, idx int) ID {
-	switch {
-	case idx > 0:
-		return l.ids[idx-1]
-	case l.prev != nil:
-		return l.prev.last()
-	}
-	return ""
-}
-
-// after returns the identifier just after gap idx of leaf l, or "" at the end.
-func after(l *node, idx int) ID {
-	switch {
-	case idx < len(l.ids):
-		return l.ids[idx]
-	case l.next != nil:
-		return l.next.ids[0]
-	}
-	return ""
 }

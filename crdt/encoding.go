@@ -20,26 +20,43 @@ func AppendOp(dst []byte, op *Op) []byte {
 	dst = append(dst, opVersion, byte(op.Kind))
 	dst = binary.AppendUvarint(dst, uint64(op.Site))
 	dst = binary.AppendUvarint(dst, uint64(op.Counter))
-	dst = binary.AppendUvarint(dst, uint64(len(op.IDs)))
-	var prev ID
-	for i, id := range op.IDs {
-		own := op.Counter
-		if op.Kind == OpInsert {
-			own += uint32(i)
-		}
-		shared := sharedLevels(prev, id)
-		dst = binary.AppendUvarint(dst, uint64(shared))
-		dst = binary.AppendUvarint(dst, uint64(id.Depth()-shared))
-		for l := shared; l < id.Depth(); l++ {
-			t := id.Level(l)
-			dst = binary.AppendUvarint(dst, uint64(t.Digit))
-			if op.Kind == OpInsert && l == id.Depth()-1 {
-				continue
+	dst = binary.AppendUvarint(dst, uint64(op.Len()))
+	var prev key
+	i := 0
+	var one [1]Run
+	var digit [1]uint32
+	runs := op.runs
+	if op.single() {
+		digit[0] = op.one.last.digit
+		one[0] = op.one.asRun(digit[:])
+		runs = one[:]
+	}
+	for _, r := range runs {
+		depth := r.Prefix.Depth() + 1
+		for j := range r.Digits {
+			own := op.Counter
+			if op.Kind == OpInsert {
+				own += uint32(i)
 			}
-			dst = binary.AppendUvarint(dst, uint64(t.Site^op.Site))
-			dst = binary.AppendVarint(dst, int64(t.Counter)-int64(own))
+			i++
+			k := r.key(j)
+			shared := depth - 1 // a run's identifiers differ only in their last level
+			if j == 0 {
+				shared = sharedKeyLevels(prev, k)
+			}
+			dst = binary.AppendUvarint(dst, uint64(shared))
+			dst = binary.AppendUvarint(dst, uint64(depth-shared))
+			for l := shared; l < depth; l++ {
+				t := k.levelAt(l)
+				dst = binary.AppendUvarint(dst, uint64(t.digit))
+				if op.Kind == OpInsert && l == depth-1 {
+					continue
+				}
+				dst = binary.AppendUvarint(dst, uint64(t.site^op.Site))
+				dst = binary.AppendVarint(dst, int64(t.counter)-int64(own))
+			}
+			prev = k
 		}
-		prev = id
 	}
 	if op.Kind == OpInsert {
 		dst = binary.AppendUvarint(dst, uint64(len(op.Text)))
@@ -165,36 +182,60 @@ func (r *reader) op() (Op, error) {
 	if op.Kind != OpInsert && op.Kind != OpDelete {
 		return Op{}, invalidf(CodeBadOp, "unknown op kind %d", op.Kind)
 	}
-	// All identifiers share one backing string: one allocation for the whole op.
-	raw := make([]byte, 0, n*2*tripleSize)
-	ends := make([]int, n)
-	prevStart, prevEnd := 0, 0
+	// Identifiers are decoded into cur, one after another, and grouped into runs; a run's
+	// prefix is cut from one string of all the prefixes.
+	var cur, prefixes []byte
+	type pending struct{ start, end int } // a run's prefix in prefixes
+	var spans []pending
+	b := newOpBuilder(n)
+	var last key // the previous identifier, with its prefix not yet a string
 	for i := 0; i < n && r.err == nil; i++ {
 		own := op.Counter + uint32(i)
 		if op.Kind == OpDelete {
 			own = op.Counter
 		}
 		shared, fresh := r.uvarint(), r.uvarint()
-		if shared > uint64(prevEnd-prevStart)/tripleSize || fresh == 0 || shared+fresh > MaxDepth {
+		if shared > uint64(len(cur))/tripleSize || fresh == 0 || shared+fresh > MaxDepth {
 			r.fail(CodeBadID, "identifier %d: %d shared + %d new levels", i, shared, fresh)
 			break
 		}
-		start := len(raw)
-		raw = append(raw, raw[prevStart:prevStart+int(shared)*tripleSize]...)
+		cur = cur[:shared*tripleSize]
 		for l := uint64(0); l < fresh; l++ {
-			t := Triple{Digit: r.u32("digit"), Site: op.Site, Counter: own}
+			t := level{digit: r.u32("digit"), site: op.Site, counter: own}
 			if op.Kind == OpDelete || l < fresh-1 {
-				t.Site ^= SiteID(r.u32("site"))
+				t.site ^= SiteID(r.u32("site"))
 				c := int64(own) + r.varint()
 				if c < 0 || c > 1<<32-1 {
 					r.fail(CodeBadID, "identifier %d: counter %d out of range", i, c)
 				}
-				t.Counter = uint32(c)
+				t.counter = uint32(c)
 			}
-			raw = appendTriple(raw, t)
+			cur = appendLevel(cur, t)
 		}
-		prevStart, prevEnd = start, len(raw)
-		ends[i] = len(raw)
+		p := cur[:len(cur)-tripleSize]
+		k := key{last: levelOf(string(cur[len(cur)-tripleSize:]))}
+		if m := len(b.runs); m > 0 {
+			sp := spans[m-1]
+			rr := &b.runs[m-1]
+			if k.last.site == rr.Site && k.last.counter == rr.Counter+uint32(len(rr.Digits)) &&
+				k.last.digit > last.last.digit && string(p) == string(prefixes[sp.start:sp.end]) {
+				b.digits = append(b.digits, k.last.digit)
+				rr.Digits = b.digits[len(b.digits)-len(rr.Digits)-1 : len(b.digits) : len(b.digits)]
+				last = k
+				continue
+			}
+		}
+		start := len(prefixes)
+		if m := len(spans); m > 0 && string(p) == string(prefixes[spans[m-1].start:spans[m-1].end]) {
+			start = spans[m-1].start // the same prefix as the run before: share it
+		} else {
+			prefixes = append(prefixes, p...)
+		}
+		spans = append(spans, pending{start, start + len(p)})
+		b.digits = append(b.digits, k.last.digit)
+		b.runs = append(b.runs, Run{Site: k.last.site, Counter: k.last.counter,
+			Digits: b.digits[len(b.digits)-1 : len(b.digits) : len(b.digits)]})
+		last = k
 	}
 	if op.Kind == OpInsert {
 		op.Text = string(r.bytes(r.uvarint()))
@@ -202,13 +243,11 @@ func (r *reader) op() (Op, error) {
 	if r.err != nil {
 		return Op{}, r.err
 	}
-	all := string(raw)
-	op.IDs = make([]ID, n)
-	start := 0
-	for i, end := range ends {
-		op.IDs[i] = ID(all[start:end])
-		start = end
+	all := string(prefixes)
+	for i, sp := range spans {
+		b.runs[i].Prefix = ID(all[sp.start:sp.end])
 	}
+	op = NewOpFromRuns(op.Kind, op.Site, op.Counter, b.runs, op.Text)
 	if err := op.Validate(); err != nil {
 		return Op{}, err
 	}

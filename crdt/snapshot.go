@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"io"
 	"slices"
-	"strings"
 	"unicode/utf8"
 )
 
@@ -26,8 +25,9 @@ const MaxSnapshotBytes = 1 << 30
 // alike values together, which is what lets DEFLATE shrink identifiers to about a byte each.
 func (d *Doc) AppendSnapshot(dst []byte) []byte {
 	var clock, text, shape, digits, sites, counters, doomed, held []byte
-	sitesSorted := make([]SiteID, 0, len(d.clock))
-	for s := range d.clock {
+	all := d.Clock()
+	sitesSorted := make([]SiteID, 0, len(all))
+	for s := range all {
 		sitesSorted = append(sitesSorted, s)
 	}
 	slices.Sort(sitesSorted)
@@ -35,31 +35,38 @@ func (d *Doc) AppendSnapshot(dst []byte) []byte {
 	var prevSite SiteID
 	for _, s := range sitesSorted {
 		clock = binary.AppendUvarint(clock, uint64(s-prevSite))
-		clock = binary.AppendUvarint(clock, uint64(d.clock[s]))
+		clock = binary.AppendUvarint(clock, uint64(all[s]))
 		prevSite = s
 	}
 
-	var prev ID
+	var prev key
 	var lastSite SiteID
 	var lastCounter uint32
 	n := 0
-	d.elems.each(func(id ID, r rune) bool {
-		n++
-		text = utf8.AppendRune(text, r)
-		shared := sharedLevels(prev, id)
-		shape = binary.AppendUvarint(shape, uint64(shared)<<7|uint64(id.Depth()-shared))
-		for l := shared; l < id.Depth(); l++ {
-			t := id.Level(l)
-			if l == shared && l < prev.Depth() {
-				digits = binary.AppendVarint(digits, int64(t.Digit)-int64(prev.digit(l)))
-			} else {
-				digits = binary.AppendUvarint(digits, uint64(t.Digit))
+	d.elems.eachRun(func(r *run) bool {
+		depth := len(r.prefix)/tripleSize + 1
+		for i, e := range r.elems {
+			n++
+			text = utf8.AppendRune(text, e.r)
+			k := r.key(i)
+			shared := depth - 1 // a run's identifiers differ only in their last level
+			if i == 0 {
+				shared = sharedKeyLevels(prev, k)
 			}
-			sites = binary.AppendUvarint(sites, uint64(t.Site^lastSite))
-			counters = binary.AppendVarint(counters, int64(t.Counter)-int64(lastCounter))
-			lastSite, lastCounter = t.Site, t.Counter
+			shape = binary.AppendUvarint(shape, uint64(shared)<<7|uint64(depth-shared))
+			for l := shared; l < depth; l++ {
+				t := k.levelAt(l)
+				if l == shared && l < prev.depth() {
+					digits = binary.AppendVarint(digits, int64(t.digit)-int64(prev.digitAt(l)))
+				} else {
+					digits = binary.AppendUvarint(digits, uint64(t.digit))
+				}
+				sites = binary.AppendUvarint(sites, uint64(t.site^lastSite))
+				counters = binary.AppendVarint(counters, int64(t.counter)-int64(lastCounter))
+				lastSite, lastCounter = t.site, t.counter
+			}
+			prev = k
 		}
-		prev = id
 		return true
 	})
 
@@ -164,7 +171,7 @@ func (d *Doc) decodeState(body []byte) error {
 		if site > 1<<32-1 {
 			clock.fail(CodeBadOp, "clock site over 32 bits")
 		}
-		d.clock[SiteID(site)] = clock.u32("clock counter")
+		d.setSeen(SiteID(site), clock.u32("clock counter"))
 	}
 	if clock.err != nil {
 		return clock.err
@@ -173,30 +180,15 @@ func (d *Doc) decodeState(body []byte) error {
 	if !utf8.Valid(text.buf) || utf8.RuneCount(text.buf) != n {
 		return invalidf(CodeBadText, "snapshot text is not %d valid code points", n)
 	}
-	runes := make([]rune, 0, n)
-	for _, r := range string(text.buf) {
-		runes = append(runes, r)
-	}
-
-	// A first pass over the shapes sizes the identifiers' one backing string exactly.
-	levels := 0
-	probe := reader{buf: shape.buf}
-	for i := 0; i < n && probe.err == nil; i++ {
-		sh := probe.uvarint()
-		levels += int(sh>>7) + int(sh&127)
-		if levels > MaxSnapshotBytes/tripleSize {
-			probe.fail(CodeTooLarge, "snapshot identifiers over %d bytes", MaxSnapshotBytes)
-		}
-	}
-	if probe.err != nil {
-		return probe.err
-	}
-	var all strings.Builder
-	all.Grow(levels * tripleSize)
-	ends := make([]int, n)
-	var cur []byte // the identifier being decoded; the previous one until it is cut
+	// Elements are decoded into cur, checked against the previous one (prev), and grouped
+	// into runs that share one elems array and, where they can, one prefix string.
+	all := make([]elem, n)
+	var runs []run
+	var prefix string
+	var cur, prev []byte
 	var lastSite SiteID
 	var lastCounter uint32
+	text2 := string(text.buf)
 	for i := 0; i < n; i++ {
 		sh := shape.uvarint()
 		shared, fresh := sh>>7, sh&127
@@ -216,7 +208,7 @@ func (d *Doc) decodeState(body []byte) error {
 			}
 			lastSite ^= SiteID(sites.u32("site"))
 			c := int64(lastCounter) + counters.varint()
-			if dg < 0 || dg > 1<<32-1 || c < 0 || c > 1<<32-1 {
+			if dg < 0 || dg > 1<<32-1 || c < 0 || c > 1<<32-1 || uint64(dg) >= base(int(l)) {
 				digits.fail(CodeBadID, "element %d: level out of range", i)
 				break
 			}
@@ -224,10 +216,38 @@ func (d *Doc) decodeState(body []byte) error {
 			if l == shared {
 				cur = cur[:shared*tripleSize]
 			}
-			cur = appendTriple(cur, Triple{Digit: uint32(dg), Site: lastSite, Counter: lastCounter})
+			cur = appendLevel(cur, level{uint32(dg), lastSite, lastCounter})
 		}
-		all.Write(cur)
-		ends[i] = all.Len()
+		if digits.err != nil {
+			break
+		}
+		lv := levelOf(string(cur[len(cur)-tripleSize:]))
+		switch {
+		case lv.digit == 0:
+			return invalidf(CodeBadID, "element %d ends in digit 0", i)
+		case i > 0 && bytes.Compare(prev, cur) >= 0:
+			return invalidf(CodeBadID, "snapshot elements out of order at %d", i)
+		case d.seen(lv.site) < lv.counter:
+			return invalidf(CodeBadOp, "element %d (%d:%d) is newer than the clock", i, lv.site, lv.counter)
+		}
+		c, size := utf8.DecodeRuneInString(text2)
+		text2 = text2[size:]
+		all[i] = elem{lv.digit, c}
+		p := cur[:len(cur)-tripleSize]
+		if m := len(runs); m > 0 {
+			r := &runs[m-1]
+			if k := len(r.elems); k < runCap && lv.site == r.site && lv.counter == r.counter+uint32(k) &&
+				lv.digit > r.elems[k-1].digit && string(p) == r.prefix {
+				r.elems = all[i-k : i+1 : i+1]
+				prev = append(prev[:0], cur...)
+				continue
+			}
+		}
+		if string(p) != prefix {
+			prefix = string(p)
+		}
+		runs = append(runs, run{prefix: prefix, site: lv.site, counter: lv.counter, elems: all[i : i+1 : i+1]})
+		prev = append(prev[:0], cur...)
 	}
 	for _, c := range []*reader{shape, digits, sites, counters} {
 		if c.err != nil {
@@ -237,27 +257,6 @@ func (d *Doc) decodeState(body []byte) error {
 			return invalidf(CodeTruncated, "%d bytes after an element column", len(c.buf))
 		}
 	}
-	if all.Len() != levels*tripleSize {
-		return invalidf(CodeBadID, "identifier columns disagree with the shapes")
-	}
-	joined := all.String()
-	ids := make([]ID, n)
-	start := 0
-	for i, end := range ends {
-		id := ID(joined[start:end])
-		start = end
-		if err := id.Validate(); err != nil {
-			return err
-		}
-		if i > 0 && ids[i-1] >= id {
-			return invalidf(CodeBadID, "snapshot elements out of order at %d", i)
-		}
-		if o := id.Origin(); d.clock[o.Site] < o.Counter {
-			return invalidf(CodeBadOp, "element %v is newer than the clock", id)
-		}
-		ids[i] = id
-	}
-
 	doomedN := doomed.count(MaxSnapshotBytes, tripleSize, "held delete")
 	for i := 0; i < doomedN && doomed.err == nil; i++ {
 		id := ID(doomed.bytes(doomed.uvarint()))
@@ -268,7 +267,7 @@ func (d *Doc) decodeState(body []byte) error {
 			return err
 		}
 		o := id.Origin()
-		if d.clock[o.Site] >= o.Counter {
+		if d.seen(o.Site) >= o.Counter {
 			return invalidf(CodeBadOp, "held delete of %v, which the clock has applied", id)
 		}
 		d.doomed[o] = id
@@ -287,7 +286,7 @@ func (d *Doc) decodeState(body []byte) error {
 		if err != nil {
 			return err
 		}
-		if op.Counter <= d.clock[op.Site]+1 {
+		if op.Counter <= d.seen(op.Site)+1 {
 			return invalidf(CodeBadOp, "held op %d:%d is not ahead of the clock", op.Site, op.Counter)
 		}
 		d.hold(op)
@@ -300,6 +299,6 @@ func (d *Doc) decodeState(body []byte) error {
 			return invalidf(CodeTruncated, "%d bytes after a column", len(c.buf))
 		}
 	}
-	d.elems.build(ids, runes)
+	d.elems.build(runs)
 	return nil
 }

@@ -12,10 +12,11 @@ type Stats struct {
 func (d *Doc) Stats() Stats {
 	var s Stats
 	total := 0
-	d.elems.each(func(id ID, _ rune) bool {
-		s.Elements++
-		total += id.Depth()
-		s.MaxDepth = max(s.MaxDepth, id.Depth())
+	d.elems.eachRun(func(r *run) bool {
+		depth := len(r.prefix)/tripleSize + 1
+		s.Elements += len(r.elems)
+		total += depth * len(r.elems)
+		s.MaxDepth = max(s.MaxDepth, depth)
 		return true
 	})
 	if s.Elements > 0 {

@@ -1,39 +1,99 @@
 package crdt
 
-// The document's elements live in a counted B+tree ordered by identifier. Every internal node
-// keeps, per child, its element count (for position lookups) and its last identifier (for
-// identifier lookups), so both directions cost O(log n). Leaves are linked in order, every
-// node knows its parent, and the tree remembers the leaf it touched last (the finger): editing
-// is local, so most identifier lookups end in that leaf after a few comparisons.
+// The document's elements live in a counted B+tree ordered by identifier. Leaves hold runs:
+// elements whose identifiers share every level but the last and whose last levels have one
+// site and consecutive counters, which is what typing produces. A run stores its prefix once
+// and then 8 bytes an element (last digit, code point), so a typed character costs no
+// allocation and no identifier string. Every internal node keeps, per child, its element count
+// (for position lookups) and its first identifier (for identifier lookups), so both directions
+// cost O(log n). Leaves are linked in order, every node knows its parent, and the tree remembers
+// the leaf it touched last (the finger): editing is local, so most lookups end in that leaf.
 
 const (
-	leafCap  = 64 // elements a leaf holds before it splits
-	innerCap = 32 // children an internal node holds before it splits
+	leafCap  = 32  // runs a leaf holds before it splits
+	innerCap = 32  // children an internal node holds before it splits
+	runCap   = 256 // elements a run grows to before a new run starts
 )
+
+// elem is one element of a run: its identifier's last digit and its code point.
+type elem struct {
+	digit uint32
+	r     rune
+}
+
+// run is consecutive elements: element i has the identifier prefix followed by the level
+// (elems[i].digit, site, counter+i). Digits strictly increase; a run is never empty.
+type run struct {
+	prefix  string
+	site    SiteID
+	counter uint32
+	elems   []elem
+}
+
+func (r *run) key(i int) key {
+	return key{r.prefix, level{r.elems[i].digit, r.site, r.counter + uint32(i)}}
+}
+
+func (r *run) lastKey() key { return r.key(len(r.elems) - 1) }
+
+// extends reports whether k can join the end of r.
+func (r *run) extends(k key) bool {
+	n := len(r.elems)
+	return n < runCap && k.last.site == r.site && k.last.counter == r.counter+uint32(n) &&
+		k.last.digit > r.elems[n-1].digit && k.prefix == r.prefix
+}
+
+// locate returns how many of r's elements sort before k, and whether k is the next one.
+func (r *run) locate(k key) (int, bool) {
+	lo, hi := 0, len(r.elems)
+	if k.prefix == r.prefix {
+		for lo < hi {
+			m := int(uint(lo+hi) >> 1)
+			if (level{r.elems[m].digit, r.site, r.counter + uint32(m)}).cmp(k.last) < 0 {
+				lo = m + 1
+			} else {
+				hi = m
+			}
+		}
+		return lo, lo < len(r.elems) && r.elems[lo].digit == k.last.digit &&
+			r.site == k.last.site && r.counter+uint32(lo) == k.last.counter
+	}
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if cmpKeys(r.key(m), k) < 0 {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	return lo, false // equal identifiers have equal prefixes
+}
 
 type node struct {
 	parent *node
 	// Internal nodes.
 	children []*node
 	counts   []int // counts[i]: elements under children[i]
-	lasts    []ID  // lasts[i]: the last identifier under children[i]
+	firsts   []key // firsts[i]: the first identifier under children[i]
 	// Leaves: never empty while in the tree.
-	ids        []ID
-	runes      []rune
+	runs       []run
+	n          int // elements in runs
 	prev, next *node
 	leaf       bool
 }
 
-func (n *node) last() ID {
+func newLeaf() *node { return &node{leaf: true, runs: make([]run, 0, leafCap+1)} }
+
+func (n *node) first() key {
 	if n.leaf {
-		return n.ids[len(n.ids)-1]
+		return n.runs[0].key(0)
 	}
-	return n.lasts[len(n.lasts)-1]
+	return n.firsts[0]
 }
 
 func (n *node) size() int {
 	if n.leaf {
-		return len(n.ids)
+		return n.n
 	}
 	s := 0
 	for _, c := range n.counts {
@@ -52,58 +112,133 @@ func (n *node) childIndex(c *node) int {
 	panic("crdt: tree node not linked to its parent")
 }
 
+// elemIn returns the run and index of the element at offset off < n.n of leaf n.
+func (n *node) elemIn(off int) (int, int) {
+	for ri := range n.runs {
+		if l := len(n.runs[ri].elems); off < l {
+			return ri, off
+		} else {
+			off -= l
+		}
+	}
+	panic("crdt: offset past the leaf")
+}
+
+// gapIn returns the gap at offset off <= n.n of leaf n as (run, index <= len(run)); between
+// two runs it picks the end of the left one.
+func (n *node) gapIn(off int) (int, int) {
+	for ri := range n.runs {
+		if l := len(n.runs[ri].elems); off <= l {
+			return ri, off
+		} else {
+			off -= l
+		}
+	}
+	panic("crdt: offset past the leaf")
+}
+
+// offsetOf returns the offset in leaf n of element i of run ri.
+func (n *node) offsetOf(ri, i int) int {
+	for _, r := range n.runs[:ri] {
+		i += len(r.elems)
+	}
+	return i
+}
+
 // tree is the counted B+tree. The zero value is an empty tree.
 type tree struct {
 	root   *node
 	n      int
 	finger *node // the leaf last touched
-	hint   int   // the index last touched in finger
 	// fingerStart is finger's first position. Every change goes through the leaf it changes,
 	// which becomes the finger, so nothing before the finger changes while it stays one.
 	fingerStart int
+	// hint is the gap the last change left, at position hintPos: after the elements inserted
+	// last, or where the elements removed last were (l == nil when unknown). Typing and
+	// backspacing look here first.
+	hint    spot
+	hintPos int
+}
+
+// spot is an element of the tree, or a gap when i == len(runs[ri].elems).
+type spot struct {
+	l     *node
+	ri, i int
 }
 
 func (t *tree) len() int { return t.n }
 
-// elemAt returns the leaf and index holding position pos, 0 <= pos < len.
-func (t *tree) elemAt(pos int) (*node, int) {
-	if f := t.finger; f != nil && pos >= t.fingerStart && pos < t.fingerStart+len(f.ids) {
-		return f, pos - t.fingerStart
+// leafAt returns the leaf holding position pos, 0 <= pos < len, and pos's offset in it; with gap
+// set, 0 <= pos <= len, and at a boundary between leaves it picks the end of the left one.
+func (t *tree) leafAt(pos int, gap bool) (*node, int) {
+	if f := t.finger; f != nil {
+		off := pos - t.fingerStart
+		if off >= 0 && off < f.n || gap && off > 0 && off <= f.n {
+			return f, off
+		}
 	}
 	n := t.root
 	for !n.leaf {
 		i := 0
-		for pos >= n.counts[i] {
-			pos -= n.counts[i]
-			i++
+		if gap {
+			for i < len(n.counts)-1 && pos > n.counts[i] {
+				pos -= n.counts[i]
+				i++
+			}
+		} else {
+			for pos >= n.counts[i] {
+				pos -= n.counts[i]
+				i++
+			}
 		}
 		n = n.children[i]
 	}
 	return n, pos
 }
 
-// gapAt returns the leaf and index where an element inserted at position pos goes, 0 <= pos <=
-// len; at a boundary between leaves it picks the end of the left one. The tree must not be empty.
-func (t *tree) gapAt(pos int) (*node, int) {
-	if f := t.finger; f != nil && pos > t.fingerStart && pos <= t.fingerStart+len(f.ids) {
-		return f, pos - t.fingerStart
-	}
-	n := t.root
-	for !n.leaf {
-		i := 0
-		for i < len(n.counts)-1 && pos > n.counts[i] {
-			pos -= n.counts[i]
-			i++
-		}
-		n = n.children[i]
-	}
-	return n, pos
+// elemAt returns the element at position pos, 0 <= pos < len.
+func (t *tree) elemAt(pos int) spot {
+	l, off := t.leafAt(pos, false)
+	ri, i := l.elemIn(off)
+	return spot{l, ri, i}
 }
 
-// at returns the element at position pos, 0 <= pos < len.
-func (t *tree) at(pos int) (ID, rune) {
-	l, i := t.elemAt(pos)
-	return l.ids[i], l.runes[i]
+// gapAt returns the gap where an element inserted at position pos goes, 0 <= pos <= len. The
+// tree must not be empty.
+func (t *tree) gapAt(pos int) spot {
+	l, off := t.leafAt(pos, true)
+	ri, i := l.gapIn(off)
+	return spot{l, ri, i}
+}
+
+// keyAt returns the identifier at s, which must be an element.
+func (s spot) key() key { return s.l.runs[s.ri].key(s.i) }
+
+// before returns the identifier just before gap s, or the zero key at the beginning.
+func (s spot) before() key {
+	switch {
+	case s.i > 0:
+		return s.l.runs[s.ri].key(s.i - 1)
+	case s.ri > 0:
+		return s.l.runs[s.ri-1].lastKey()
+	case s.l.prev != nil:
+		p := s.l.prev
+		return p.runs[len(p.runs)-1].lastKey()
+	}
+	return key{}
+}
+
+// after returns the identifier just after gap s (the element at s), or the zero key at the end.
+func (s spot) after() key {
+	switch {
+	case s.i < len(s.l.runs[s.ri].elems):
+		return s.l.runs[s.ri].key(s.i)
+	case s.ri+1 < len(s.l.runs):
+		return s.l.runs[s.ri+1].key(0)
+	case s.l.next != nil:
+		return s.l.next.runs[0].key(0)
+	}
+	return key{}
 }
 
 // start returns the position of the first element of leaf l.
@@ -123,112 +258,185 @@ func (t *tree) start(l *node) int {
 	return pos
 }
 
-// find returns the leaf and index where id is or would be inserted, and whether it is there.
-// The tree must not be empty.
-func (t *tree) find(id ID) (*node, int, bool) {
-	if f := t.finger; f != nil {
-		// Typing: the identifier goes right after the one touched last.
-		if h, n := t.hint, len(f.ids); h < n && f.ids[h] < id {
-			if h+1 < n && id <= f.ids[h+1] {
-				return f, h + 1, id == f.ids[h+1]
+// pos returns the position of the element or gap s.
+func (t *tree) pos(s spot) int { return t.start(s.l) + s.l.offsetOf(s.ri, s.i) }
+
+// find returns the element k, or the gap where k would be inserted, its position, and whether
+// k is there. Between two runs the gap is the end of the left one. The tree must not be empty.
+func (t *tree) find(k key) (spot, int, bool) {
+	if h := t.hint; h.l != nil {
+		if b := h.before(); b.none() || cmpKeys(b, k) < 0 {
+			if nx := h.after(); nx.none() || cmpKeys(k, nx) < 0 {
+				if h.i == 0 && h.ri > 0 {
+					h = spot{h.l, h.ri - 1, len(h.l.runs[h.ri-1].elems)}
+				}
+				return h, t.hintPos, false
 			}
-			if h+1 == n && (f.next == nil || id < f.next.ids[0]) {
-				return f, n, false
-			}
-		}
-		if first, last := f.ids[0], f.ids[len(f.ids)-1]; id >= first {
-			if id <= last {
-				i, found := searchLeaf(f, id)
-				return f, i, found
-			}
-			if f.next == nil || id < f.next.ids[0] {
-				return f, len(f.ids), false
-			}
+		} else if h.i > 0 && cmpKeys(b, k) == 0 {
+			return spot{h.l, h.ri, h.i - 1}, t.hintPos - 1, true
 		}
 	}
-	n := t.root
-	for !n.leaf {
-		lo, hi := 0, len(n.lasts)
-		for lo < hi {
-			m := int(uint(lo+hi) >> 1)
-			if n.lasts[m] < id {
-				lo = m + 1
-			} else {
-				hi = m
-			}
-		}
-		if lo == len(n.lasts) {
-			lo-- // past every identifier: the end of the last child
-		}
-		n = n.children[lo]
-	}
-	i, found := searchLeaf(n, id)
-	return n, i, found
+	s, found := t.findSlow(k)
+	return s, t.pos(s), found
 }
 
-func searchLeaf(l *node, id ID) (int, bool) {
-	lo, hi := 0, len(l.ids)
+// findSlow is find without the hint and the position.
+func (t *tree) findSlow(k key) (spot, bool) {
+	l := t.findLeaf(k)
+	// The first run whose last element is not before k holds k or the gap before it.
+	lo, hi := 0, len(l.runs)
 	for lo < hi {
 		m := int(uint(lo+hi) >> 1)
-		if l.ids[m] < id {
+		if cmpKeys(l.runs[m].lastKey(), k) < 0 {
 			lo = m + 1
 		} else {
 			hi = m
 		}
 	}
-	return lo, lo < len(l.ids) && l.ids[lo] == id
+	if lo == len(l.runs) {
+		ri := lo - 1
+		return spot{l, ri, len(l.runs[ri].elems)}, false
+	}
+	i, found := l.runs[lo].locate(k)
+	if i == 0 && lo > 0 && !found {
+		return spot{l, lo - 1, len(l.runs[lo-1].elems)}, false
+	}
+	return spot{l, lo, i}, found
 }
 
-// search returns the position of id, or where it would be inserted, and whether it is present.
-func (t *tree) search(id ID) (int, bool) {
+// findLeaf returns the leaf where k is or would go: the last leaf whose first identifier is not
+// after k (the first leaf when k is before everything).
+func (t *tree) findLeaf(k key) *node {
+	if f := t.finger; f != nil && cmpKeys(f.first(), k) <= 0 &&
+		(f.next == nil || cmpKeys(k, f.next.first()) < 0) {
+		return f
+	}
+	n := t.root
+	for !n.leaf {
+		lo, hi := 1, len(n.firsts)
+		for lo < hi {
+			m := int(uint(lo+hi) >> 1)
+			if cmpKeys(n.firsts[m], k) <= 0 {
+				lo = m + 1
+			} else {
+				hi = m
+			}
+		}
+		n = n.children[lo-1]
+	}
+	return n
+}
+
+// search returns the position of k, or where it would be inserted, and whether it is present.
+func (t *tree) search(k key) (int, bool) {
 	if t.root == nil {
 		return 0, false
 	}
-	l, i, found := t.find(id)
-	return t.start(l) + i, found
+	_, pos, found := t.find(k)
+	return pos, found
 }
 
-// insert puts (id, r) at index i of leaf l (l == nil only when the tree is empty) and returns
-// where the element ended up, so a run of inserts can continue after it. The caller keeps the
+// insert puts the element (k, r) at gap s (s.l == nil only when the tree is empty) and returns
+// the element's spot; s+1 (the spot with i+1) is then the gap after it. The caller keeps the
 // order.
-func (t *tree) insert(l *node, i int, id ID, r rune) (*node, int) {
+func (t *tree) insert(s spot, k key, r rune) spot {
 	t.n++
+	l := s.l
 	if l == nil {
-		l = &node{leaf: true, ids: make([]ID, 0, leafCap+1), runes: make([]rune, 0, leafCap+1)}
-		t.root = l
+		l = newLeaf()
+		l.runs = append(l.runs, run{prefix: k.prefix, site: k.last.site, counter: k.last.counter,
+			elems: append(make([]elem, 0, 8), elem{k.last.digit, r})})
+		l.n = 1
+		t.root, t.finger, t.fingerStart = l, l, 0
+		return spot{l, 0, 0}
 	}
 	lstart := t.start(l)
-	l.ids = insertAt(l.ids, i, id)
-	l.runes = insertAt(l.runes, i, r)
-	at, atIdx := l, i
-	var split *node
-	if len(l.ids) > leafCap {
-		half := len(l.ids) / 2
-		split = &node{leaf: true, ids: make([]ID, 0, leafCap+1), runes: make([]rune, 0, leafCap+1)}
-		split.ids = append(split.ids, l.ids[half:]...)
-		split.runes = append(split.runes, l.runes[half:]...)
-		clear(l.ids[half:])
-		l.ids, l.runes = l.ids[:half], l.runes[:half]
-		split.prev, split.next = l, l.next
-		if l.next != nil {
-			l.next.prev = split
-		}
-		l.next = split
-		if i >= half {
-			at, atIdx = split, i-half
+	l.n++
+	ri, i := s.ri, s.i
+	if rn := &l.runs[ri]; i == len(rn.elems) && rn.extends(k) {
+		rn.elems = append(rn.elems, elem{k.last.digit, r})
+		t.finger, t.fingerStart = l, lstart
+		t.fixUp(l, nil, +1)
+		return spot{l, ri, i}
+	}
+	nr := run{prefix: k.prefix, site: k.last.site, counter: k.last.counter,
+		elems: append(make([]elem, 0, 4), elem{k.last.digit, r})}
+	switch rn := &l.runs[ri]; {
+	case i == 0:
+	case i == len(rn.elems):
+		ri++
+	default:
+		// Split the run at i; the left part keeps its capacity only up to i, so that growing
+		// it never writes over the right part.
+		right := run{prefix: rn.prefix, site: rn.site, counter: rn.counter + uint32(i), elems: rn.elems[i:]}
+		rn.elems = rn.elems[:i:i]
+		l.runs = insertAt(l.runs, ri+1, right)
+		ri++
+	}
+	l.runs = insertAt(l.runs, ri, nr)
+	t.finger, t.fingerStart = l, lstart
+	t.fixUp(l, nil, +1)
+	if ri == 0 {
+		t.refreshFirst(l)
+	}
+	if len(l.runs) > leafCap {
+		if split := t.splitLeaf(l); ri >= len(l.runs) {
+			t.finger, t.fingerStart = split, lstart+l.n
+			return spot{split, ri - len(l.runs), 0}
 		}
 	}
-	t.finger, t.hint, t.fingerStart = at, atIdx, lstart
-	if at != l {
-		t.fingerStart += len(l.ids)
+	return spot{l, ri, 0}
+}
+
+// splitLeaf moves the second half of l's runs to a new leaf after it and returns that leaf.
+func (t *tree) splitLeaf(l *node) *node {
+	t.hint.l = nil
+	half := len(l.runs) / 2
+	split := newLeaf()
+	split.runs = append(split.runs, l.runs[half:]...)
+	clear(l.runs[half:])
+	l.runs = l.runs[:half]
+	for _, x := range split.runs {
+		split.n += len(x.elems)
 	}
-	t.fixUp(l, split, +1)
-	return at, atIdx
+	l.n -= split.n
+	split.prev, split.next = l, l.next
+	if l.next != nil {
+		l.next.prev = split
+	}
+	l.next = split
+	t.fixUp(l, split, 0)
+	return split
+}
+
+// insertRun inserts the elements (ks[i], rs[i]), consecutive and in order, at gap s, which is
+// at position pos, and returns the gap after the last one. Elements that continue a run are
+// appended to it together.
+func (t *tree) insertRun(s spot, pos int, ks []key, rs []rune) spot {
+	t.hintPos = pos + len(ks)
+	for len(ks) > 0 {
+		at := t.insert(s, ks[0], rs[0])
+		rn := &at.l.runs[at.ri]
+		m := 1
+		for m < len(ks) && rn.extends(ks[m]) {
+			rn.elems = append(rn.elems, elem{ks[m].last.digit, rs[m]})
+			m++
+		}
+		if m > 1 {
+			t.n += m - 1
+			at.l.n += m - 1
+			t.fixUp(at.l, nil, m-1)
+		}
+		s = spot{at.l, at.ri, at.i + m}
+		ks, rs = ks[m:], rs[m:]
+	}
+	t.hint = s
+	return s
 }
 
 // fixUp walks from c to the root after c gained or lost delta elements, recording in each
-// parent c's count and last identifier and linking in c's new right sibling split (if any),
-// splitting full parents in turn.
+// parent c's count and linking in c's new right sibling split (if any), splitting full parents
+// in turn.
 func (t *tree) fixUp(c, split *node, delta int) {
 	for {
 		p := c.parent
@@ -237,7 +445,7 @@ func (t *tree) fixUp(c, split *node, delta int) {
 				root := &node{
 					children: []*node{c, split},
 					counts:   []int{c.size(), split.size()},
-					lasts:    []ID{c.last(), split.last()},
+					firsts:   []key{c.first(), split.first()},
 				}
 				c.parent, split.parent = root, root
 				t.root = root
@@ -245,7 +453,6 @@ func (t *tree) fixUp(c, split *node, delta int) {
 			return
 		}
 		i := p.childIndex(c)
-		p.lasts[i] = c.last()
 		if split == nil {
 			p.counts[i] += delta
 			c = p
@@ -255,68 +462,110 @@ func (t *tree) fixUp(c, split *node, delta int) {
 		split.parent = p
 		p.children = insertAt(p.children, i+1, split)
 		p.counts = insertAt(p.counts, i+1, split.size())
-		p.lasts = insertAt(p.lasts, i+1, split.last())
+		p.firsts = insertAt(p.firsts, i+1, split.first())
 		split = nil
 		if len(p.children) > innerCap {
 			half := len(p.children) / 2
 			split = &node{
 				children: append(make([]*node, 0, innerCap+1), p.children[half:]...),
 				counts:   append(make([]int, 0, innerCap+1), p.counts[half:]...),
-				lasts:    append(make([]ID, 0, innerCap+1), p.lasts[half:]...),
+				firsts:   append(make([]key, 0, innerCap+1), p.firsts[half:]...),
 			}
 			for _, x := range split.children {
 				x.parent = split
 			}
 			clear(p.children[half:])
-			clear(p.lasts[half:])
-			p.children, p.counts, p.lasts = p.children[:half], p.counts[:half], p.lasts[:half]
+			clear(p.firsts[half:])
+			p.children, p.counts, p.firsts = p.children[:half], p.counts[:half], p.firsts[:half]
 		}
 		c = p
 	}
 }
 
-// remove deletes and returns the element at index i of leaf l. A node left empty is unlinked.
-func (t *tree) remove(l *node, i int) (ID, rune) {
-	id, r := l.ids[i], l.runes[i]
+// refreshFirst records c's first identifier in its ancestors, as far as c is a first child.
+func (t *tree) refreshFirst(c *node) {
+	for p := c.parent; p != nil; c, p = p, p.parent {
+		i := p.childIndex(c)
+		p.firsts[i] = c.first()
+		if i != 0 {
+			return
+		}
+	}
+}
+
+// remove deletes the n elements of run s.ri from index s.i on (s.i+n <= the run's length), the
+// first of which is at position pos. A leaf left empty is unlinked.
+func (t *tree) remove(s spot, pos, n int) {
+	t.hintPos = pos
+	l := s.l
 	t.fingerStart = t.start(l)
-	l.ids = removeAt(l.ids, i)
-	l.runes = removeAt(l.runes, i)
-	t.n--
-	t.finger, t.hint = l, max(i-1, 0)
+	t.finger = l
+	t.n -= n
+	l.n -= n
+	rn := &l.runs[s.ri]
+	t.hint = spot{l, s.ri, s.i}
+	switch end := s.i + n; {
+	case s.i == 0 && end == len(rn.elems):
+		l.runs = removeAt(l.runs, s.ri)
+		t.hint.l = nil
+		if s.ri > 0 {
+			t.hint = spot{l, s.ri - 1, len(l.runs[s.ri-1].elems)}
+		}
+	case s.i == 0:
+		rn.elems = rn.elems[n:]
+		rn.counter += uint32(n)
+	case end == len(rn.elems):
+		rn.elems = rn.elems[:s.i]
+	default:
+		right := run{prefix: rn.prefix, site: rn.site, counter: rn.counter + uint32(end), elems: rn.elems[end:]}
+		rn.elems = rn.elems[:s.i:s.i]
+		l.runs = insertAt(l.runs, s.ri+1, right)
+	}
+	if l.n > 0 {
+		t.fixUp(l, nil, -n)
+		if s.ri == 0 && s.i == 0 {
+			t.refreshFirst(l)
+		}
+		if len(l.runs) > leafCap {
+			t.splitLeaf(l)
+		}
+		return
+	}
+	t.finger, t.hint.l = nil, nil
+	if l.prev != nil {
+		l.prev.next = l.next
+	}
+	if l.next != nil {
+		l.next.prev = l.prev
+	}
+	// Unlink empty nodes up the tree.
 	c := l
-	if len(l.ids) == 0 {
-		t.finger = nil
-		if l.prev != nil {
-			l.prev.next = l.next
+	for c.parent != nil && c.size() == 0 {
+		p := c.parent
+		j := p.childIndex(c)
+		p.children = removeAt(p.children, j)
+		p.counts = removeAt(p.counts, j)
+		p.firsts = removeAt(p.firsts, j)
+		c = p
+		if len(p.children) > 0 {
+			if j == 0 {
+				t.refreshFirst(p)
+			}
+			break
 		}
-		if l.next != nil {
-			l.next.prev = l.prev
-		}
-		// Unlink empty nodes up the tree.
-		for c.parent != nil && c.size() == 0 {
-			p := c.parent
-			j := p.childIndex(c)
-			p.children = removeAt(p.children, j)
-			p.counts = removeAt(p.counts, j)
-			p.lasts = removeAt(p.lasts, j)
-			c = p
-		}
-		if c.parent == nil && c.size() == 0 {
-			t.root = nil
-			return id, r
-		}
-		// c lost a child; its ancestors lost one element.
-		if c.parent != nil {
-			t.fixUp(c, nil, -1)
-		}
-	} else {
-		t.fixUp(l, nil, -1)
+	}
+	if c.size() == 0 && c.parent == nil {
+		t.root = nil
+		return
+	}
+	// c lost a child; its ancestors lost n elements.
+	if c.parent != nil {
+		t.fixUp(c, nil, -n)
 	}
 	for !t.root.leaf && len(t.root.children) == 1 {
 		t.root = t.root.children[0]
 		t.root.parent = nil
 	}
-	return id, r
 }
 
 func insertAt[T any](s []T, i int, v T) []T {
@@ -334,8 +583,8 @@ func removeAt[T any](s []T, i int) []T {
 	return s[:len(s)-1]
 }
 
-// first returns the leftmost leaf, or nil when the tree is empty.
-func (t *tree) first() *node {
+// firstLeaf returns the leftmost leaf, or nil when the tree is empty.
+func (t *tree) firstLeaf() *node {
 	n := t.root
 	for n != nil && !n.leaf {
 		n = n.children[0]
@@ -343,31 +592,34 @@ func (t *tree) first() *node {
 	return n
 }
 
-// each calls f for every element in order until f returns false.
-func (t *tree) each(f func(ID, rune) bool) {
-	for l := t.first(); l != nil; l = l.next {
-		for i, id := range l.ids {
-			if !f(id, l.runes[i]) {
+// eachRun calls f for every run in order until f returns false.
+func (t *tree) eachRun(f func(*run) bool) {
+	for l := t.firstLeaf(); l != nil; l = l.next {
+		for i := range l.runs {
+			if !f(&l.runs[i]) {
 				return
 			}
 		}
 	}
 }
 
-// build replaces the tree's content with ids and runes, which must be sorted, in O(n).
-func (t *tree) build(ids []ID, runes []rune) {
-	t.root, t.n, t.finger = nil, len(ids), nil
-	if len(ids) == 0 {
+// build replaces the tree's content with runs, which must be sorted, in O(n).
+func (t *tree) build(runs []run) {
+	t.root, t.n, t.finger, t.hint.l = nil, 0, nil, nil
+	if len(runs) == 0 {
 		return
 	}
 	const fill = leafCap * 3 / 4
 	var level []*node
 	var prev *node
-	for i := 0; i < len(ids); i += fill {
-		j := min(i+fill, len(ids))
-		l := &node{leaf: true, ids: make([]ID, j-i, leafCap+1), runes: make([]rune, j-i, leafCap+1)}
-		copy(l.ids, ids[i:j])
-		copy(l.runes, runes[i:j])
+	for i := 0; i < len(runs); i += fill {
+		j := min(i+fill, len(runs))
+		l := newLeaf()
+		l.runs = append(l.runs, runs[i:j]...)
+		for _, r := range l.runs {
+			l.n += len(r.elems)
+		}
+		t.n += l.n
 		l.prev = prev
 		if prev != nil {
 			prev.next = l
@@ -383,13 +635,13 @@ func (t *tree) build(ids []ID, runes []rune) {
 			p := &node{
 				children: make([]*node, 0, innerCap+1),
 				counts:   make([]int, 0, innerCap+1),
-				lasts:    make([]ID, 0, innerCap+1),
+				firsts:   make([]key, 0, innerCap+1),
 			}
 			for _, c := range level[i:j] {
 				c.parent = p
 				p.children = append(p.children, c)
 				p.counts = append(p.counts, c.size())
-				p.lasts = append(p.lasts, c.last())
+				p.firsts = append(p.firsts, c.first())
 			}
 			up = append(up, p)
 		}

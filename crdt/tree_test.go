@@ -7,8 +7,8 @@ import (
 	"testing"
 )
 
-// checkTree verifies every invariant of the counted B+tree: counts, last identifiers, parent
-// links, leaf links, order, and the element total.
+// checkTree verifies every invariant of the counted B+tree: runs, counts, first identifiers,
+// parent links, leaf links, order, and the element total.
 func checkTree(t *testing.T, tr *tree) {
 	t.Helper()
 	if tr.root == nil {
@@ -24,11 +24,26 @@ func checkTree(t *testing.T, tr *tree) {
 	var walk func(n *node) int
 	walk = func(n *node) int {
 		if n.leaf {
-			if len(n.ids) == 0 || len(n.ids) > leafCap || len(n.ids) != len(n.runes) {
-				t.Fatalf("leaf of %d ids, %d runes", len(n.ids), len(n.runes))
+			if len(n.runs) == 0 || len(n.runs) > leafCap {
+				t.Fatalf("leaf of %d runs", len(n.runs))
+			}
+			size := 0
+			for _, r := range n.runs {
+				if len(r.elems) == 0 || len(r.elems) > runCap || len(r.prefix)%tripleSize != 0 {
+					t.Fatalf("run of %d elements, prefix of %d bytes", len(r.elems), len(r.prefix))
+				}
+				for i := 1; i < len(r.elems); i++ {
+					if r.elems[i].digit <= r.elems[i-1].digit {
+						t.Fatal("run digits not increasing")
+					}
+				}
+				size += len(r.elems)
+			}
+			if size != n.n {
+				t.Fatalf("leaf counts %d elements, holds %d", n.n, size)
 			}
 			leaves = append(leaves, n)
-			return len(n.ids)
+			return size
 		}
 		if len(n.children) == 0 || len(n.children) > innerCap {
 			t.Fatalf("internal node of %d children", len(n.children))
@@ -42,8 +57,8 @@ func checkTree(t *testing.T, tr *tree) {
 			if n.counts[i] != size {
 				t.Fatalf("count %d, subtree holds %d", n.counts[i], size)
 			}
-			if n.lasts[i] != c.last() {
-				t.Fatal("stale last identifier")
+			if n.firsts[i] != c.first() {
+				t.Fatal("stale first identifier")
 			}
 			total += size
 		}
@@ -65,24 +80,44 @@ func checkTree(t *testing.T, tr *tree) {
 		}
 	}
 	var all []ID
-	tr.each(func(id ID, _ rune) bool { all = append(all, id); return true })
+	tr.eachRun(func(r *run) bool {
+		for i := range r.elems {
+			all = append(all, r.key(i).id())
+		}
+		return true
+	})
 	if !slices.IsSorted(all) || len(all) != tr.n {
 		t.Fatal("elements out of order")
 	}
+	for i := 1; i < len(all); i++ {
+		if all[i-1] == all[i] {
+			t.Fatal("an identifier twice")
+		}
+	}
 	for pos := 0; pos < tr.n; pos += 1 + tr.n/50 {
-		id, _ := tr.at(pos)
-		if got, ok := tr.search(id); !ok || got != pos {
-			t.Fatalf("search(at(%d)) = %d, %v", pos, got, ok)
+		id := tr.elemAt(pos).key().id()
+		if id != all[pos] {
+			t.Fatalf("elemAt(%d) = %v, want %v", pos, id, all[pos])
+		}
+		if got, ok := tr.search(keyOf(id)); !ok || got != pos {
+			t.Fatalf("search(elemAt(%d)) = %d, %v", pos, got, ok)
+		}
+	}
+	if tr.finger != nil && tr.start(tr.finger) != tr.fingerStart {
+		// start answers from the finger; recompute it the long way.
+		f := tr.finger
+		tr.finger = nil
+		want := tr.start(f)
+		tr.finger = f
+		if want != tr.fingerStart {
+			t.Fatalf("finger starts at %d, recorded %d", want, tr.fingerStart)
 		}
 	}
 }
 
-func testID(k uint32) ID {
-	return MakeID(Triple{Digit: k>>16 + 1, Site: 1, Counter: k}, Triple{Digit: k&0xffff + 1, Site: 2, Counter: k})
-}
-
-// TestTreeInvariants grows and shrinks trees through every path (by position, by identifier,
-// through the finger, bulk build) and checks every invariant along the way.
+// TestTreeInvariants edits replicas through every path of the tree (typing bursts that grow
+// runs, inserts and deletes inside runs that split them, range deletes across runs and leaves,
+// remote ops found by identifier, bulk build) and checks every invariant along the way.
 func TestTreeInvariants(t *testing.T) {
 	seed := uint64(rand.Int64())
 	rng := rand.New(rand.NewPCG(seed, 9))
@@ -91,55 +126,57 @@ func TestTreeInvariants(t *testing.T) {
 			t.Logf("seed %d", seed)
 		}
 	}()
-	var tr tree
-	used := map[uint32]bool{}
-	for step := range 30000 {
-		switch op := rng.IntN(10); {
-		case op < 6 || tr.n == 0:
-			k := rng.Uint32N(1 << 24)
-			if used[k] {
-				continue
+	a := New(1, rand.NewPCG(seed, 1))
+	b := New(2, rand.NewPCG(seed, 2))
+	for step := range 20000 {
+		d, other := a, b
+		if rng.IntN(3) == 0 {
+			d, other = b, a
+		}
+		var op Op
+		var err error
+		switch k := rng.IntN(10); {
+		case k < 6 || d.Len() == 0:
+			text := make([]rune, 1+rng.IntN(12))
+			for i := range text {
+				text[i] = rune('a' + rng.IntN(26))
 			}
-			used[k] = true
-			id := testID(k)
-			var l *node
-			var i int
-			if tr.root != nil {
-				var found bool
-				l, i, found = tr.find(id)
-				if found {
-					t.Fatal("found an identifier never inserted")
-				}
+			pos := d.Len()
+			if rng.IntN(4) > 0 {
+				pos = rng.IntN(d.Len() + 1)
 			}
-			tr.insert(l, i, id, rune('a'+k%26))
-		case op < 9:
-			pos := rng.IntN(tr.n)
-			id, _ := tr.remove(tr.elemAt(pos))
-			if _, found := tr.search(id); found {
-				t.Fatal("removed identifier still found")
-			}
+			op, err = d.Insert(pos, string(text))
 		default:
-			// Remove a run, as a range delete does.
-			pos := rng.IntN(tr.n)
-			for k := 0; k < 40 && pos < tr.n; k++ {
-				tr.remove(tr.elemAt(pos))
+			pos := rng.IntN(d.Len())
+			op, err = d.Delete(pos, 1+rng.IntN(min(d.Len()-pos, 1+rng.IntN(80))))
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := other.Apply(op); err != nil {
+			t.Fatal(err)
+		}
+		if step%250 == 0 || a.Len() < 3 {
+			checkTree(t, &a.elems)
+			checkTree(t, &b.elems)
+			if a.Text() != b.Text() {
+				t.Fatalf("step %d: replicas differ", step)
 			}
 		}
-		if step%500 == 0 || tr.n < 3 {
-			checkTree(t, &tr)
-		}
 	}
-	checkTree(t, &tr)
-	var ids []ID
-	var runes []rune
-	tr.each(func(id ID, r rune) bool { ids, runes = append(ids, id), append(runes, r); return true })
+	checkTree(t, &a.elems)
+	var runs []run
+	a.elems.eachRun(func(r *run) bool { runs = append(runs, *r); return true })
 	var built tree
-	built.build(ids, runes)
+	built.build(runs)
 	checkTree(t, &built)
-	for tr.n > 0 {
-		tr.remove(tr.elemAt(rng.IntN(tr.n)))
+	for a.Len() > 0 {
+		pos := rng.IntN(a.Len())
+		if _, err := a.Delete(pos, 1+rng.IntN(a.Len()-pos)); err != nil {
+			t.Fatal(err)
+		}
+		checkTree(t, &a.elems)
 	}
-	checkTree(t, &tr)
 }
 
 func TestAllocDeterministicStrategy(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/palimpsest-editor/palimpsest/internal/cputime"
 	"github.com/palimpsest-editor/palimpsest/internal/traces"
 )
 
@@ -40,11 +41,14 @@ func newBenchCRDTCmd() *cobra.Command {
 		Use:   "crdt",
 		Short: "Replay the editing traces through the CRDT and the gap-buffer baseline, and print a table",
 		Long: `crdt replays every trace in testdata/traces (real keystroke histories) and measures, as the
-best of --count runs:
+best of --count runs, in CPU time of the process (garbage collection included; on a shared
+machine the time spent waiting for a CPU is not the code's):
 
   baseline    the trace replayed into a plain gap buffer (internal/baseline)
-  local       the trace replayed by local edits into a crdt.Doc, collecting the ops
-  remote      those ops applied in order to a fresh replica
+  local       the trace replayed by local edits into a crdt.Doc, each op handed on (as an
+              editor sends it) and not kept
+  remote      those ops applied in order to a fresh replica with Doc.ApplyTo, reusing the
+              changes buffer (as an editor patching its view does)
   encode      the final state written as a snapshot; decode: the snapshot loaded back
 
 It checks that every replay ends in the trace's final text and that the remote replica and the
@@ -74,8 +78,12 @@ func runBench(w io.Writer, cfg benchConfig) error {
 	if len(names) == 0 {
 		return fmt.Errorf("--trace %q matches none of %v", cfg.trace, traces.All())
 	}
-	fmt.Fprintf(w, "%s %s/%s, GOMAXPROCS %d, best of %d\n\n",
-		runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.GOMAXPROCS(0), cfg.count)
+	clock := "CPU time of the process"
+	if !cputime.Precise {
+		clock = "wall-clock time (no CPU time on this platform)"
+	}
+	fmt.Fprintf(w, "%s %s/%s, GOMAXPROCS %d, best of %d, %s\n\n",
+		runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.GOMAXPROCS(0), cfg.count, clock)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, tableHeader)
 	for _, name := range names {
@@ -102,9 +110,10 @@ const tableHeader = "trace\tops\tbaseline ms\tlocal ms\tlocal/base\tremote ms\tr
 
 const tableLegend = `
 local, remote: replaying the trace into a crdt.Doc by local edits, and applying the resulting ops
-to a fresh replica; /base is the multiple of the gap-buffer replay. snapshot B, B/char: encoded
-final state and its bytes per code point. depth: levels per identifier; B/id: in-memory bytes
-per identifier; B/op: bytes per op encoded with AppendOp; allocs/op: heap allocations of the local
+to a fresh replica; /base is the multiple of the gap-buffer replay (ms: CPU milliseconds).
+snapshot B, B/char: encoded final state and its bytes per code point. depth: levels per
+identifier; B/id: bytes of an identifier (12 a level; in memory a run of identifiers shares its
+prefix); B/op: bytes per op encoded with AppendOp; allocs/op: heap allocations of the local
 replay per op; heap: live heap of one replica after the local replay.
 `
 

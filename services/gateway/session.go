@@ -241,7 +241,7 @@ func (c *conn) check(raw [][]byte) *schemas.Error {
 			return schemas.Errorf(schemas.CodeSiteMismatch, nil, "op %d: site %d, the connection's site is %d", i, op.Site, c.site)
 		}
 		if op.Kind == crdt.OpInsert {
-			grow += int64(len(op.IDs))
+			grow += int64(op.Len())
 		}
 	}
 	if grow > 0 && c.hub.length()+grow > lim.MaxDocumentChars {

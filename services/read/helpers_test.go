@@ -128,8 +128,8 @@ func (w *writer) forge(ctx context.Context, doc string) bool {
 			continue
 		}
 		c := li[0] + 1
-		op := crdt.Op{Kind: crdt.OpInsert, Site: r.Site(), Counter: c, Text: "X",
-			IDs: []crdt.ID{crdt.MakeID(crdt.Triple{Digit: 7, Site: r.Site(), Counter: c})}}
+		op := crdt.NewOp(crdt.OpInsert, r.Site(), c,
+			[]crdt.ID{crdt.MakeID(crdt.Triple{Digit: 7, Site: r.Site(), Counter: c})}, "X")
 		delete(w.lastInsert, r.Site())
 		w.append(ctx, doc, []eventlog.Op{{Site: uint32(op.Site), Counter: c, Author: "forger", Payload: crdt.AppendOp(nil, &op)}})
 		return true
@@ -175,7 +175,7 @@ func replay(t testing.TB, l *eventlog.Log, doc string, snapEvery int) *oracle {
 	o := &oracle{doc: doc, at: map[uint64]oracleState{}, events: map[uint64]eventlog.Event{}, dots: map[crdt.Dot]uint64{}, final: replica()}
 	err := l.Read(ctxT(t, time.Minute), doc, 1, 0, func(ev eventlog.Event, evErr error) error {
 		if op, ok := oracleApply(o.final, &ev, evErr); ok && op.Kind == crdt.OpInsert {
-			for i := range op.IDs {
+			for i := range op.Len() {
 				if dot := (crdt.Dot{Site: op.Site, Counter: op.Counter + uint32(i)}); o.dots[dot] == 0 {
 					o.dots[dot] = ev.Seq // A repeat of spent counters is a no-op.
 				}

@@ -147,10 +147,10 @@ func describe(ev *eventlog.Event, evErr error) Version {
 		return v
 	}
 	if op.Kind == crdt.OpInsert {
-		v.Kind, v.Inserted = "insert", len(op.IDs)
+		v.Kind, v.Inserted = "insert", op.Len()
 		v.Summary = fmt.Sprintf("+%d %s", v.Inserted, chars(v.Inserted))
 	} else {
-		v.Kind, v.Deleted = "delete", len(op.IDs)
+		v.Kind, v.Deleted = "delete", op.Len()
 		v.Summary = fmt.Sprintf("−%d %s", v.Deleted, chars(v.Deleted))
 	}
 	return v
