@@ -35,8 +35,10 @@ const maxInterval = 1 << 31
 // always room below it), so a candidate ending in 0 moves one step, or the search goes deeper.
 //
 // The new key shares p's or q's prefix string when its leading levels are theirs, so the
-// identifiers typed one after another cost no allocation.
-func alloc(p, q key, site SiteID, counter uint32, boundary uint64, rng Rand) (key, error) {
+// identifiers typed one after another cost no allocation. When the new key is p's prefix with a
+// new last digit (typing after p at a boundary+ depth), room is the distance that remains from
+// it to q at that depth, for allocNext; otherwise room is 0.
+func alloc(p, q key, site SiteID, counter uint32, boundary uint64, rng Rand) (k key, room int64, err error) {
 	// The neighbours' digits are read as mixed-radix numbers. The right bound is q's first qLen
 	// digits, then base(virt) at depth virt ("one past the last digit"), then zeros.
 	np := p.depth()
@@ -76,7 +78,7 @@ func alloc(p, q key, site SiteID, counter uint32, boundary uint64, rng Rand) (ke
 			diff = diff*int64(b) + int64(qd(d)) - int64(pd(d))
 		}
 		if diff < 0 {
-			return key{}, invalidf(CodeBadOp, "neighbours out of order: %v !< %v", p.id(), q.id())
+			return key{}, 0, invalidf(CodeBadOp, "neighbours out of order: %v !< %v", p.id(), q.id())
 		}
 		if diff < 2 {
 			continue
@@ -104,7 +106,7 @@ func alloc(p, q key, site SiteID, counter uint32, boundary uint64, rng Rand) (ke
 		}
 		if plus && d == np-1 && pd(d)+delta < b {
 			// Typing after p: p's own prefix, a new last digit.
-			return key{prefix: p.prefix, last: level{uint32(pd(d) + delta), site, counter}}, nil
+			return key{prefix: p.prefix, last: level{uint32(pd(d) + delta), site, counter}}, diff - int64(delta), nil
 		}
 		// nd is the new identifier's digits; its first keep levels are p's, triples and all.
 		var nd [MaxDepth]uint64
@@ -133,9 +135,28 @@ func alloc(p, q key, site SiteID, counter uint32, boundary uint64, rng Rand) (ke
 				delta = 1
 			}
 		}
-		return buildKey(nd[:d+1], keep, shared, p, q, site, counter), nil
+		return buildKey(nd[:d+1], keep, shared, p, q, site, counter), 0, nil
 	}
-	return key{}, invalidf(CodeExhausted, "no identifier left between %v and %v", p.id(), q.id())
+	return key{}, 0, invalidf(CodeExhausted, "no identifier left between %v and %v", p.id(), q.id())
+}
+
+// allocNext allocates the identifier after prev towards the same right neighbour, where alloc
+// or allocNext just returned prev with room: at prev's depth, with a boundary+ step, exactly as
+// alloc(prev, q) would, without searching the depths again (the depths above hold no room, and
+// the room at prev's depth is what is left of it). ok is false when the step could leave the
+// depth's base: then alloc must be called.
+func allocNext(prev key, room int64, site SiteID, counter uint32, boundary uint64, rng Rand) (k key, left int64, ok bool) {
+	if room < 2 {
+		return key{}, 0, false
+	}
+	step := min(boundary, uint64(room-1))
+	g := uint64(prev.last.digit)
+	if g+step >= base(len(prev.prefix)/tripleSize) {
+		return key{}, 0, false
+	}
+	delta, _ := bits.Mul64(rng.Uint64(), step)
+	delta++
+	return key{prefix: prev.prefix, last: level{uint32(g + delta), site, counter}}, room - int64(delta), true
 }
 
 // buildKey gives each level of the digits nd a triple: the left neighbour's while nd follows

@@ -169,13 +169,18 @@ func (d *Doc) Insert(pos int, text string) (Op, error) {
 	}
 	// Allocate every identifier first, so that an error leaves the document unchanged.
 	keys := d.scratch[:0]
+	var room int64
 	for i := range n {
-		k, err := alloc(prev, next, d.site, first+uint32(i), d.boundary, d.rng)
-		if err != nil {
-			return Op{}, err
+		c := first + uint32(i)
+		k, left, ok := allocNext(prev, room, d.site, c, d.boundary, d.rng)
+		if !ok {
+			var err error
+			if k, left, err = alloc(prev, next, d.site, c, d.boundary, d.rng); err != nil {
+				return Op{}, err
+			}
 		}
 		keys = append(keys, k)
-		prev = k
+		prev, room = k, left
 	}
 	d.scratch = keys[:0]
 	runes := d.runes[:0]

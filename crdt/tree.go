@@ -241,6 +241,17 @@ func (s spot) after() key {
 	return key{}
 }
 
+// next returns the element after gap s, which must exist.
+func (s spot) next() spot {
+	switch {
+	case s.i < len(s.l.runs[s.ri].elems):
+		return s
+	case s.ri+1 < len(s.l.runs):
+		return spot{s.l, s.ri + 1, 0}
+	}
+	return spot{s.l.next, 0, 0}
+}
+
 // start returns the position of the first element of leaf l.
 func (t *tree) start(l *node) int {
 	if l == t.finger {
@@ -266,13 +277,23 @@ func (t *tree) pos(s spot) int { return t.start(s.l) + s.l.offsetOf(s.ri, s.i) }
 func (t *tree) find(k key) (spot, int, bool) {
 	if h := t.hint; h.l != nil {
 		if b := h.before(); b.none() || cmpKeys(b, k) < 0 {
-			if nx := h.after(); nx.none() || cmpKeys(k, nx) < 0 {
+			// Typing goes into the gap; deleting forwards takes the element after it.
+			nx := h.after()
+			c := 1
+			if !nx.none() {
+				c = cmpKeys(k, nx)
+			}
+			switch {
+			case c < 0:
 				if h.i == 0 && h.ri > 0 {
 					h = spot{h.l, h.ri - 1, len(h.l.runs[h.ri-1].elems)}
 				}
 				return h, t.hintPos, false
+			case c == 0:
+				return h.next(), t.hintPos, true
 			}
 		} else if h.i > 0 && cmpKeys(b, k) == 0 {
+			// Backspacing takes the element before it.
 			return spot{h.l, h.ri, h.i - 1}, t.hintPos - 1, true
 		}
 	}

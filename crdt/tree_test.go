@@ -188,3 +188,47 @@ func TestAllocDeterministicStrategy(t *testing.T) {
 		t.Fatalf("strategy pattern %s, want ++-++-++- (docs/adr/0001)", pattern)
 	}
 }
+
+// TestAllocNextAgreesWithAlloc checks allocNext's shortcut: whenever it answers, it answers
+// what alloc would, with the same randomness, the same identifier and the same room left.
+func TestAllocNextAgreesWithAlloc(t *testing.T) {
+	seed := uint64(rand.Int64())
+	rng := rand.New(rand.NewPCG(seed, 3))
+	defer func() {
+		if t.Failed() {
+			t.Logf("seed %d", seed)
+		}
+	}()
+	d := New(1, rand.NewPCG(seed, 4))
+	for range 3000 {
+		if _, err := d.Insert(rng.IntN(d.Len()+1), "abcdefgh"[:1+rng.IntN(8)]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	shortcuts := 0
+	for range 500 {
+		gap := d.elems.gapAt(rng.IntN(d.Len() + 1))
+		prev, next := gap.before(), gap.after()
+		var room int64
+		for c := uint32(1); c <= 40; c++ {
+			a, n := rand.NewPCG(seed, uint64(c)), rand.NewPCG(seed, uint64(c))
+			want, wantRoom, err := alloc(prev, next, 9, c, DefaultBoundary, a)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, gotRoom, ok := allocNext(prev, room, 9, c, DefaultBoundary, n); ok {
+				shortcuts++
+				if got != want || gotRoom != wantRoom {
+					t.Fatalf("allocNext %v (room %d), alloc %v (room %d)", got.id(), gotRoom, want.id(), wantRoom)
+				}
+			}
+			if cmpKeys(prev, want) >= 0 || !next.none() && cmpKeys(want, next) >= 0 {
+				t.Fatalf("%v not between %v and %v", want.id(), prev.id(), next.id())
+			}
+			prev, room = want, wantRoom
+		}
+	}
+	if shortcuts == 0 {
+		t.Fatal("allocNext never answered")
+	}
+}
