@@ -167,6 +167,18 @@ func (d *Doc) Insert(pos int, text string) (Op, error) {
 		at = d.elems.gapAt(pos)
 		prev, next = at.before(), at.after()
 	}
+	if n == 1 {
+		// A typed character: no scratch, no grouping.
+		k, _, err := alloc(prev, next, d.site, first, d.boundary, d.rng)
+		if err != nil {
+			return Op{}, err
+		}
+		r, _ := utf8.DecodeRuneInString(text)
+		ks, rs := [1]key{k}, [1]rune{r}
+		d.elems.insertRun(at, pos, ks[:], rs[:])
+		d.own = first
+		return Op{Kind: OpInsert, Site: d.site, Counter: first, Text: text, one: k}, nil
+	}
 	// Allocate every identifier first, so that an error leaves the document unchanged.
 	keys := d.scratch[:0]
 	var room int64
@@ -300,8 +312,26 @@ func (d *Doc) apply(op *Op, cs *changes) {
 func (d *Doc) applyInsert(op *Op, cs *changes) {
 	// The runs' fields are passed one by one: a one-element op's digit then stays on the stack.
 	if op.single() {
-		digit := [1]uint32{op.one.last.digit}
-		d.insertStretch(op.one.prefix, op.one.last.site, op.one.last.counter, digit[:], op.Text, cs)
+		// A typed character.
+		k := op.one
+		if len(d.doomed) > 0 {
+			if _, ok := d.doomed[Dot{k.last.site, k.last.counter}]; ok {
+				delete(d.doomed, Dot{k.last.site, k.last.counter})
+				return
+			}
+		}
+		var at spot
+		pos := 0
+		if d.elems.root != nil {
+			var found bool
+			if at, pos, found = d.elems.find(k); found {
+				return
+			}
+		}
+		r, _ := utf8.DecodeRuneInString(op.Text)
+		ks, rs := [1]key{k}, [1]rune{r}
+		d.elems.insertRun(at, pos, ks[:], rs[:])
+		cs.add(Inserted, pos, r)
 		return
 	}
 	text := op.Text

@@ -10,7 +10,7 @@ package crdt
 // the leaf it touched last (the finger): editing is local, so most lookups end in that leaf.
 
 const (
-	leafCap  = 32  // runs a leaf holds before it splits
+	leafCap  = 16  // runs a leaf holds before it splits
 	innerCap = 32  // children an internal node holds before it splits
 	runCap   = 256 // elements a run grows to before a new run starts
 )
@@ -71,6 +71,7 @@ func (r *run) locate(k key) (int, bool) {
 
 type node struct {
 	parent *node
+	idx    int // index in parent.children
 	// Internal nodes.
 	children []*node
 	counts   []int // counts[i]: elements under children[i]
@@ -102,14 +103,11 @@ func (n *node) size() int {
 	return s
 }
 
-// childIndex returns the index of child c in n.
-func (n *node) childIndex(c *node) int {
-	for i, x := range n.children {
-		if x == c {
-			return i
-		}
+// reindex records in children[from:] their indexes.
+func (n *node) reindex(from int) {
+	for j := from; j < len(n.children); j++ {
+		n.children[j].idx = j
 	}
-	panic("crdt: tree node not linked to its parent")
 }
 
 // elemIn returns the run and index of the element at offset off < n.n of leaf n.
@@ -259,11 +257,8 @@ func (t *tree) start(l *node) int {
 	}
 	pos := 0
 	for c, p := l, l.parent; p != nil; c, p = p, p.parent {
-		for i, x := range p.children {
-			if x == c {
-				break
-			}
-			pos += p.counts[i]
+		for _, n := range p.counts[:c.idx] {
+			pos += n
 		}
 	}
 	return pos
@@ -469,11 +464,12 @@ func (t *tree) fixUp(c, split *node, delta int) {
 					firsts:   []key{c.first(), split.first()},
 				}
 				c.parent, split.parent = root, root
+				c.idx, split.idx = 0, 1
 				t.root = root
 			}
 			return
 		}
-		i := p.childIndex(c)
+		i := c.idx
 		if split == nil {
 			p.counts[i] += delta
 			c = p
@@ -482,6 +478,7 @@ func (t *tree) fixUp(c, split *node, delta int) {
 		p.counts[i] = c.size()
 		split.parent = p
 		p.children = insertAt(p.children, i+1, split)
+		p.reindex(i + 1)
 		p.counts = insertAt(p.counts, i+1, split.size())
 		p.firsts = insertAt(p.firsts, i+1, split.first())
 		split = nil
@@ -495,6 +492,7 @@ func (t *tree) fixUp(c, split *node, delta int) {
 			for _, x := range split.children {
 				x.parent = split
 			}
+			split.reindex(0)
 			clear(p.children[half:])
 			clear(p.firsts[half:])
 			p.children, p.counts, p.firsts = p.children[:half], p.counts[:half], p.firsts[:half]
@@ -506,7 +504,7 @@ func (t *tree) fixUp(c, split *node, delta int) {
 // refreshFirst records c's first identifier in its ancestors, as far as c is a first child.
 func (t *tree) refreshFirst(c *node) {
 	for p := c.parent; p != nil; c, p = p, p.parent {
-		i := p.childIndex(c)
+		i := c.idx
 		p.firsts[i] = c.first()
 		if i != 0 {
 			return
@@ -563,8 +561,9 @@ func (t *tree) remove(s spot, pos, n int) {
 	c := l
 	for c.parent != nil && c.size() == 0 {
 		p := c.parent
-		j := p.childIndex(c)
+		j := c.idx
 		p.children = removeAt(p.children, j)
+		p.reindex(j)
 		p.counts = removeAt(p.counts, j)
 		p.firsts = removeAt(p.firsts, j)
 		c = p
@@ -659,7 +658,7 @@ func (t *tree) build(runs []run) {
 				firsts:   make([]key, 0, innerCap+1),
 			}
 			for _, c := range level[i:j] {
-				c.parent = p
+				c.parent, c.idx = p, len(p.children)
 				p.children = append(p.children, c)
 				p.counts = append(p.counts, c.size())
 				p.firsts = append(p.firsts, c.first())

@@ -50,8 +50,8 @@ func checkTree(t *testing.T, tr *tree) {
 		}
 		total := 0
 		for i, c := range n.children {
-			if c.parent != n {
-				t.Fatal("child's parent link is wrong")
+			if c.parent != n || c.idx != i {
+				t.Fatal("child's parent link or index is wrong")
 			}
 			size := walk(c)
 			if n.counts[i] != size {
