@@ -37,6 +37,14 @@ type Op struct {
 	// sets "kafka"); it is stored in header Palimpsest-Origin and read back
 	// as Event.Origin. At most 32 bytes of [A-Za-z0-9_-]. Empty: this system.
 	Origin string
+	// Span is how many counters the op spends (crdt.Op.Span: an insert of k
+	// code points k, a delete 1), stored in header Palimpsest-Span. When set,
+	// the op's Counter must be the next one of its site in the document: the
+	// counter after the last one the site's previous op spent, 1 for a site's
+	// first op. An op that skips counters (or reuses spent ones) is refused
+	// with ErrCounterGap, atomically with the append (the check runs against
+	// the marks the write's expected sequence pins). 0: unknown, not checked.
+	Span uint32
 }
 
 // Appended is the outcome of one op of an append.
@@ -190,9 +198,9 @@ func (l *Log) prepare(ctx context.Context, doc string, expect uint64, ops []Op) 
 	r := &request{ctx: ctx, ops: ops, expect: expect, data: make([][]byte, len(ops)), ids: make([]string, len(ops))}
 	now := l.cfg.Now().UnixNano()
 	for i, op := range ops {
-		id := op.ID
-		if id == "" {
-			id = strconv.FormatUint(uint64(op.Site), 10) + "-" + strconv.FormatUint(uint64(op.Counter), 10)
+		id := opID(op)
+		if op.Span > 0 && uint64(op.Counter)+uint64(op.Span)-1 > 1<<32-1 {
+			return nil, schemas.Errorf(schemas.CodeBadEvent, nil, "document %q op %q: counter %d and span %d exceed 32 bits", doc, id, op.Counter, op.Span)
 		}
 		ev := schemas.Event{Type: schemas.EventOp, Doc: doc, Site: op.Site, Counter: op.Counter,
 			Author: op.Author, OpID: id, Time: now, Payload: op.Payload}
@@ -262,16 +270,34 @@ func (l *Log) takeBatch(st *docState) []*request {
 	return batch
 }
 
-// commit appends one batch and resolves its requests' futures. st.mu is held.
+// commit appends one batch and resolves its requests' futures. When one
+// request's ops skip counters or belong to a blocked site, only that request
+// is refused: the others are then committed one by one. st.mu is held.
 func (l *Log) commit(st *docState, batch []*request) {
-	var data [][]byte
-	var ids []string
-	var ops []Op
-	for _, r := range batch {
-		for j := range r.ops {
-			ops = append(ops, r.ops[j])
-			data = append(data, r.data[j])
-			ids = append(ids, r.ids[j])
+	if len(batch) > 1 && !l.commitBatch(st, batch, true) {
+		for _, r := range batch {
+			l.commitBatch(st, []*request{r}, false)
+		}
+		return
+	}
+	if len(batch) == 1 {
+		l.commitBatch(st, batch, false)
+	}
+}
+
+// commitBatch appends batch as one atomic batch and resolves its requests'
+// futures. With split it resolves nothing and reports false when the batch
+// was refused for a counter gap or a blocked site (ErrOutOfOrder): nothing
+// was appended, and the caller commits its requests one by one, so only the
+// ones at fault are refused.
+func (l *Log) commitBatch(st *docState, batch []*request, split bool) bool {
+	ops, data, ids := batch[0].ops, batch[0].data, batch[0].ids
+	if len(batch) > 1 {
+		ops, data, ids = nil, nil, nil
+		for _, r := range batch {
+			ops = append(ops, r.ops...)
+			data = append(data, r.data...)
+			ids = append(ids, r.ids...)
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), l.cfg.RequestTimeout)
@@ -282,7 +308,10 @@ func (l *Log) commit(st *docState, batch []*request) {
 	}
 	res := make([]Appended, len(ops))
 	err := l.commitOps(ctx, st, batch[0].expect, ops, data, ids, res)
-	if err != nil && !errors.Is(err, ErrOutOfOrder) {
+	if split && (errors.Is(err, ErrCounterGap) || errors.Is(err, ErrOutOfOrder)) {
+		return false
+	}
+	if err != nil && !errors.Is(err, ErrOutOfOrder) && !errors.Is(err, ErrCounterGap) {
 		for _, op := range ops {
 			if c, ok := st.blocked[op.Site]; !ok || op.Counter < c {
 				if st.blocked == nil {
@@ -301,6 +330,7 @@ func (l *Log) commit(st *docState, batch []*request) {
 		}
 		k += len(r.ops)
 	}
+	return true
 }
 
 func (l *Log) commitOps(ctx context.Context, st *docState, expect uint64, ops []Op, data [][]byte, ids []string, res []Appended) error {
@@ -313,24 +343,18 @@ func (l *Log) commitOps(ctx context.Context, st *docState, expect uint64, ops []
 	verified := false // st.m has been brought up to the server's last sequence
 	wait := time.Millisecond
 	for {
-		// Deduplicate against the marks and within the batch.
-		fresh := make([]int, 0, len(ops))
-		inBatch := map[uint32]uint32{}
-		for i, op := range ops {
-			res[i] = Appended{}
-			if hi, ok := inBatch[op.Site]; ok && op.Counter <= hi {
-				res[i].Duplicate = true
-				continue
-			}
-			if sm, ok := st.m.Sites[op.Site]; ok && op.Counter <= sm.Counter {
-				res[i].Duplicate = true
-				if op.Counter == sm.Counter {
-					res[i].Seq = sm.Seq
+		fresh, gap := dedup(doc, st.m, ops, res)
+		if gap != nil {
+			if !verified {
+				// The marks may lag the log (another process appended): a
+				// gap is refused only against the log's latest.
+				if err := l.repair(ctx, st, 0); err != nil {
+					return err
 				}
+				verified = true
 				continue
 			}
-			inBatch[op.Site] = op.Counter
-			fresh = append(fresh, i)
+			return gap
 		}
 		if len(fresh) == 0 {
 			l.unblock(st, ops)
@@ -355,7 +379,7 @@ func (l *Log) commitOps(ctx context.Context, st *docState, expect uint64, ops []
 			first := last - uint64(len(fresh)) + 1
 			for k, i := range fresh {
 				res[i].Seq = first + uint64(k)
-				st.m.fold(first+uint64(k), ops[i].Site, ops[i].Counter)
+				st.m.fold(first+uint64(k), ops[i].Site, ops[i].Counter, ops[i].Span)
 			}
 			st.unpersisted += len(fresh)
 			l.unblock(st, ops)
@@ -402,6 +426,62 @@ func (l *Log) commitOps(ctx context.Context, st *docState, expect uint64, ops []
 			return classify(err, "append to document %q", doc)
 		}
 	}
+}
+
+// dedup sets res for the ops already in the log (Duplicate, and Seq when
+// the marks know it) and returns the indices of the others, in order. It
+// refuses the whole batch with ErrCounterGap when a fresh op's counter is
+// not the next one of its site (after the marks and the batch's earlier
+// ops); nothing is to be appended then.
+func dedup(doc string, m *marks, ops []Op, res []Appended) (fresh []int, gap error) {
+	fresh = make([]int, 0, len(ops))
+	type last struct{ counter, end uint32 } // end 0: unknown
+	var inBatch map[uint32]last
+	if len(ops) > 1 {
+		inBatch = make(map[uint32]last, 1)
+	}
+	for i, op := range ops {
+		res[i] = Appended{}
+		hi, inB := inBatch[op.Site]
+		if inB && op.Counter <= hi.counter {
+			res[i].Duplicate = true
+			continue
+		}
+		if sm, ok := m.Sites[op.Site]; ok && op.Counter <= sm.Counter {
+			res[i].Duplicate = true
+			if op.Counter == sm.Counter {
+				res[i].Seq = sm.Seq
+			}
+			continue
+		}
+		if op.Span > 0 {
+			want, known := m.next(op.Site)
+			if inB {
+				want, known = hi.end+1, hi.end != 0
+			}
+			if known && op.Counter != want {
+				return nil, schemas.Errorf(schemas.CodeCounterGap, nil, "document %q site %d: op %q has counter %d, the site's next counter is %d",
+					doc, op.Site, opID(op), op.Counter, want)
+			}
+		}
+		if inBatch != nil {
+			e := uint32(0)
+			if op.Span > 0 {
+				e = op.Counter + op.Span - 1
+			}
+			inBatch[op.Site] = last{op.Counter, e}
+		}
+		fresh = append(fresh, i)
+	}
+	return fresh, nil
+}
+
+// opID is op's id as the log stores it.
+func opID(op Op) string {
+	if op.ID != "" {
+		return op.ID
+	}
+	return strconv.FormatUint(uint64(op.Site), 10) + "-" + strconv.FormatUint(uint64(op.Counter), 10)
 }
 
 // checkOrder refuses a batch with an op of a blocked site unless the batch
@@ -460,6 +540,9 @@ func (l *Log) publish(ctx context.Context, doc string, lastSeq uint64, fresh []i
 		m.Header.Set(hdrMsgID, ids[i])
 		if ops[i].Origin != "" {
 			m.Header.Set(hdrOrigin, ops[i].Origin)
+		}
+		if ops[i].Span > 0 {
+			m.Header.Set(hdrSpan, strconv.FormatUint(uint64(ops[i].Span), 10))
 		}
 		if k == 0 {
 			m.Header.Set(hdrPrev, strconv.FormatUint(lastSeq, 10))

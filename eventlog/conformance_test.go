@@ -34,6 +34,7 @@ func runConformance(t *testing.T, b *backend) {
 	t.Run("RangeAndTimeReads", func(t *testing.T) { testReads(t, b) })
 	t.Run("AsyncGroupCommit", func(t *testing.T) { testAsync(t, b) })
 	t.Run("Errors", func(t *testing.T) { testErrors(t, b) })
+	t.Run("CounterGaps", func(t *testing.T) { testCounterGaps(t, b) })
 	t.Run("OpenIsIdempotent", func(t *testing.T) { testOpenIdempotent(t, b) })
 	// Last: it restarts the servers.
 	t.Run("SubscribeAcrossRestart", func(t *testing.T) { testSubscribeRestart(t, b) })

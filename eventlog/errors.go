@@ -19,6 +19,7 @@ var (
 	ErrTooLarge        = schemas.ErrTooLarge
 	ErrUnknownDocument = schemas.ErrUnknownDocument
 	ErrOutOfOrder      = schemas.ErrOutOfOrder
+	ErrCounterGap      = schemas.ErrCounterGap
 	ErrUnavailable     = schemas.ErrUnavailable
 	ErrBadEvent        = schemas.ErrBadEvent
 	ErrBadDocumentID   = schemas.ErrBadDocumentID

@@ -160,22 +160,10 @@ func (l *Log) commitGroup(ctx context.Context, res []GroupResult, ms []*groupMem
 				return false
 			}
 		}
-		p.out, p.fresh = make([]Appended, len(ops)), nil
-		inBatch := map[uint32]uint32{}
-		for i, op := range ops {
-			if hi, ok := inBatch[op.Site]; ok && op.Counter <= hi {
-				p.out[i].Duplicate = true
-				continue
-			}
-			if sm, ok := st.m.Sites[op.Site]; ok && op.Counter <= sm.Counter {
-				p.out[i].Duplicate = true
-				if op.Counter == sm.Counter {
-					p.out[i].Seq = sm.Seq
-				}
-				continue
-			}
-			inBatch[op.Site] = op.Counter
-			p.fresh = append(p.fresh, i)
+		p.out = make([]Appended, len(ops))
+		var gap error
+		if p.fresh, gap = dedup(st.id, st.m, ops, p.out); gap != nil {
+			return false // Append checks the gap against the log's latest and refuses it.
 		}
 		nfresh += len(p.fresh)
 	}
@@ -189,7 +177,7 @@ func (l *Log) commitGroup(ctx context.Context, res []GroupResult, ms []*groupMem
 			for _, i := range p.fresh {
 				p.out[i].Seq = seq
 				op := p.req.ops[i]
-				p.st.m.fold(seq, op.Site, op.Counter)
+				p.st.m.fold(seq, op.Site, op.Counter, op.Span)
 				seq++
 			}
 			p.st.unpersisted += len(p.fresh)
@@ -225,6 +213,9 @@ func (l *Log) publishGroup(ctx context.Context, ms []*groupMember, n int) (uint6
 			m.Header.Set(hdrMsgID, part.req.ids[i])
 			if o := part.req.ops[i].Origin; o != "" {
 				m.Header.Set(hdrOrigin, o)
+			}
+			if sp := part.req.ops[i].Span; sp > 0 {
+				m.Header.Set(hdrSpan, strconv.FormatUint(uint64(sp), 10))
 			}
 			if j == 0 {
 				m.Header.Set(hdrPrev, strconv.FormatUint(lastSeq, 10))

@@ -48,6 +48,9 @@ type Event struct {
 	Stored time.Time
 	// Origin is the op's Op.Origin: empty for an op made in this system.
 	Origin string
+	// Span is the op's Op.Span: how many counters it spent; 0 when it was
+	// appended without one.
+	Span uint32
 	schemas.Event
 }
 
@@ -55,6 +58,7 @@ type Event struct {
 const (
 	hdrPrev      = "Palimpsest-Prev"   // document's previous sequence, or "^" for "the stream sequence just before"
 	hdrOrigin    = "Palimpsest-Origin" // Op.Origin, when set
+	hdrSpan      = "Palimpsest-Span"   // Op.Span, when set
 	prevInBatch  = "^"
 	hdrMsgID     = "Nats-Msg-Id"
 	hdrExpSubSeq = "Nats-Expected-Last-Subject-Sequence"
@@ -264,6 +268,11 @@ func (l *Log) reqCtx(ctx context.Context) (context.Context, context.CancelFunc) 
 // event yields a schemas.ErrBadEvent error and an Event with Seq set.
 func (l *Log) decode(seq uint64, subject string, hdr nats.Header, data []byte, stored time.Time) (Event, error) {
 	ev := Event{Seq: seq, Stored: stored, Partition: -1, Origin: hdr.Get(hdrOrigin)}
+	if sp := hdr.Get(hdrSpan); sp != "" {
+		if n, err := strconv.ParseUint(sp, 10, 32); err == nil {
+			ev.Span = uint32(n)
+		}
+	}
 	// <prefix>.p.<partition>.doc.<id>
 	if rest, ok := strings.CutPrefix(subject, l.subj.Prefix+".p."); ok {
 		if p, _, ok := strings.Cut(rest, "."); ok {

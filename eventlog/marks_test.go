@@ -12,18 +12,32 @@ import (
 
 func TestMarksRoundTrip(t *testing.T) {
 	m := newMarks()
-	m.fold(10, 7, 3)
-	m.fold(12, 7, 2) // Lower counter: the mark stays.
-	m.fold(15, 1, 9)
-	m.fold(20, 4000000000, 1)
-	if m.Seq != 20 || m.Sites[7] != (siteMark{3, 10}) {
+	m.fold(10, 7, 3, 4)
+	m.fold(12, 7, 2, 1) // Lower counter: the mark stays.
+	m.fold(15, 1, 9, 0) // Span unknown.
+	m.fold(20, 4000000000, 1, 1)
+	if m.Seq != 20 || m.Sites[7] != (siteMark{Counter: 3, Seq: 10, End: 6}) {
 		t.Fatalf("fold: %+v", m)
+	}
+	for _, c := range []struct {
+		site  uint32
+		next  uint32
+		known bool
+	}{{7, 7, true}, {1, 0, false}, {4000000000, 2, true}, {99, 1, true}} {
+		if n, ok := m.next(c.site); n != c.next || ok != c.known {
+			t.Errorf("next(%d) = %d, %v; want %d, %v", c.site, n, ok, c.next, c.known)
+		}
 	}
 	got, err := decodeMarks(m.encode())
 	if err != nil || !reflect.DeepEqual(got, m) {
 		t.Fatalf("round trip: %+v %v", got, err)
 	}
-	for _, bad := range [][]byte{nil, {2}, {1}, {1, 5, 1, 1, 1}, {1, 5, 2, 2, 1, 1, 1, 1, 1}, append(m.encode(), 0)} {
+	// Version 1 (no End) still reads, with every End unknown.
+	v1, err := decodeMarks([]byte{1, 20, 1, 7, 3, 10})
+	if err != nil || v1.Sites[7] != (siteMark{Counter: 3, Seq: 10}) {
+		t.Fatalf("version 1: %+v %v", v1, err)
+	}
+	for _, bad := range [][]byte{nil, {3}, {2}, {1}, {1, 5, 1, 1, 1}, {1, 5, 2, 2, 1, 1, 1, 1, 1}, append(m.encode(), 0)} {
 		if _, err := decodeMarks(bad); !errors.Is(err, schemas.ErrBadEvent) && !errors.Is(err, schemas.ErrUnsupportedVersion) {
 			t.Errorf("decodeMarks(%x) = %v", bad, err)
 		}
@@ -32,8 +46,8 @@ func TestMarksRoundTrip(t *testing.T) {
 
 func FuzzDecodeMarks(f *testing.F) {
 	m := newMarks()
-	m.fold(3, 1, 1)
-	m.fold(9, 2, 5)
+	m.fold(3, 1, 1, 1)
+	m.fold(9, 2, 5, 3)
 	f.Add(m.encode())
 	f.Add([]byte{1, 0, 0})
 	f.Fuzz(func(t *testing.T, b []byte) {

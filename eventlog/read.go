@@ -148,7 +148,7 @@ func (l *Log) repair(ctx context.Context, st *docState, target uint64) error {
 			st.m.Seq = max(st.m.Seq, ev.Seq)
 			return nil
 		}
-		st.m.fold(ev.Seq, ev.Site, ev.Counter)
+		st.m.fold(ev.Seq, ev.Site, ev.Counter, ev.Span)
 		return nil
 	})
 }

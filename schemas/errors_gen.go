@@ -36,6 +36,8 @@ const (
 	CodeSiteMismatch Code = 2005
 	// CodeUnknownVersion: the sequence is not a version of this document, or the document had no version at that time.
 	CodeUnknownVersion Code = 2006
+	// CodeCounterGap: an op's counter is not the next one of its site in the document: it skips counters the site never spent (or reuses ones its last op spent); nothing of the batch was appended.
+	CodeCounterGap Code = 2007
 	// CodeUnavailable: the event log cannot be reached or has no leader; the outcome of a write is unknown and it may be retried.
 	CodeUnavailable Code = 3001
 	// CodeRateLimited: the connection sent more than its rate limit allows.
@@ -72,6 +74,7 @@ var (
 	ErrOutOfOrder         = &Error{Code: CodeOutOfOrder}
 	ErrSiteMismatch       = &Error{Code: CodeSiteMismatch}
 	ErrUnknownVersion     = &Error{Code: CodeUnknownVersion}
+	ErrCounterGap         = &Error{Code: CodeCounterGap}
 	ErrUnavailable        = &Error{Code: CodeUnavailable}
 	ErrRateLimited        = &Error{Code: CodeRateLimited}
 	ErrGoingAway          = &Error{Code: CodeGoingAway}
@@ -102,6 +105,7 @@ var codeInfo = map[Code]struct {
 	CodeOutOfOrder:         {"out_of_order", "an earlier op of the same site failed to append; resend from that op on, in order", 409},
 	CodeSiteMismatch:       {"site_mismatch", "an op's site is not the connection's site", 409},
 	CodeUnknownVersion:     {"unknown_version", "the sequence is not a version of this document, or the document had no version at that time", 404},
+	CodeCounterGap:         {"counter_gap", "an op's counter is not the next one of its site in the document: it skips counters the site never spent (or reuses ones its last op spent); nothing of the batch was appended", 409},
 	CodeUnavailable:        {"unavailable", "the event log cannot be reached or has no leader; the outcome of a write is unknown and it may be retried", 503},
 	CodeRateLimited:        {"rate_limited", "the connection sent more than its rate limit allows", 429},
 	CodeGoingAway:          {"going_away", "the server is shutting down; reconnect, to another replica if there is one", 503},
@@ -131,6 +135,7 @@ func Codes() []Code {
 		CodeOutOfOrder,
 		CodeSiteMismatch,
 		CodeUnknownVersion,
+		CodeCounterGap,
 		CodeUnavailable,
 		CodeRateLimited,
 		CodeGoingAway,

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"sync"
 
 	"github.com/palimpsest-editor/palimpsest/eventlog"
@@ -27,8 +28,9 @@ func (r *appendReq) wait() ([]eventlog.Appended, error) {
 // connection in arrival order, one round at a time, and appends a round in
 // the cheapest way for its size:
 //
-//   - fewer than BatchThreshold ops: op by op, documents in parallel. On a
-//     single server a lone op is one write and one fsync, while JetStream
+//   - fewer than BatchThreshold ops: batch by batch, documents in parallel
+//     (a client's batch is one op at a typing pace). On a single server a
+//     lone op is one write and one fsync, while JetStream
 //     stages any atomic batch of two or more messages in a file store of its
 //     own (a directory, metadata, several fsyncs);
 //   - more: every document's ops in one atomic batch (eventlog.AppendGroup,
@@ -134,16 +136,7 @@ func (c *committer) round(q []*appendReq) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				res := make([]eventlog.Appended, 0, len(d.ops))
-				var err error
-				for _, op := range d.ops {
-					var r []eventlog.Appended
-					if r, err = l.Append(ctx, d.doc, eventlog.Any, op); err != nil {
-						break
-					}
-					res = append(res, r...)
-				}
-				d.resolve(res, err)
+				d.appendEach(ctx, l)
 			}()
 		}
 		wg.Wait()
@@ -166,6 +159,12 @@ func (c *committer) round(q []*appendReq) {
 				dops[i] = eventlog.DocOps{Doc: d.doc, Ops: d.ops}
 			}
 			for i, r := range l.AppendGroup(ctx, dops) {
+				if errors.Is(r.Err, eventlog.ErrCounterGap) || errors.Is(r.Err, eventlog.ErrOutOfOrder) {
+					// Nothing of the document was appended; refuse only the
+					// batches at fault.
+					group[i].appendEach(ctx, l)
+					continue
+				}
 				group[i].resolve(r.Res, r.Err)
 			}
 		}()
@@ -196,6 +195,17 @@ func (c *committer) round(q []*appendReq) {
 	}
 	flush(group)
 	wg.Wait()
+}
+
+// appendEach appends the document's requests one by one and resolves each
+// with its own outcome: a batch of one op is a single message, and a refused
+// batch leaves nothing of itself in the log and fails no other batch (the
+// log refuses the later ops of a site whose append failed: out_of_order).
+func (d *docRound) appendEach(ctx context.Context, l *eventlog.Log) {
+	for _, r := range d.reqs {
+		r.res, r.err = l.Append(ctx, d.doc, eventlog.Any, r.ops...)
+		close(r.done)
+	}
 }
 
 // resolve hands a document's results back to its requests, in order; the

@@ -43,7 +43,7 @@ type Config struct {
 	PresenceSubject string
 	Limits          Limits
 	// BatchThreshold: when fewer ops than this wait for the log, they are
-	// appended op by op, else every document's in one atomic batch (see
+	// appended batch by batch, else every document's in one atomic batch (see
 	// committer). Default 8; 1 always batches.
 	BatchThreshold int
 	// Registerer receives the gateway's metrics; nil registers nowhere.

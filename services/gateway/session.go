@@ -197,7 +197,7 @@ func (c *conn) submit(batch uint64, raw [][]byte) {
 	for i, b := range raw {
 		// check has decoded them; the header holds site and counter.
 		op, _ := crdt.DecodeOp(b)
-		ops[i] = eventlog.Op{Site: uint32(op.Site), Counter: op.Counter, Author: p.Subject, Payload: b}
+		ops[i] = eventlog.Op{Site: uint32(op.Site), Counter: op.Counter, Span: op.Span(), Author: p.Subject, Payload: b}
 	}
 	c.acks <- pendingAck{batch: batch, req: c.g.committer.submit(c.doc, ops), start: now}
 }
