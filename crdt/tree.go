@@ -1,5 +1,7 @@
 package crdt
 
+import "slices"
+
 // The document's elements live in a counted B+tree ordered by identifier. Leaves hold runs:
 // elements whose identifiers share every level but the last and whose last levels have one
 // site and consecutive counters, which is what typing produces. A run stores its prefix once
@@ -355,13 +357,13 @@ func (t *tree) search(k key) (int, bool) {
 // insert puts the element (k, r) at gap s (s.l == nil only when the tree is empty) and returns
 // the element's spot; s+1 (the spot with i+1) is then the gap after it. The caller keeps the
 // order.
-func (t *tree) insert(s spot, k key, r rune) spot {
+func (t *tree) insert(s spot, k key, r rune, want int) spot {
 	t.n++
 	l := s.l
 	if l == nil {
 		l = newLeaf()
 		l.runs = append(l.runs, run{prefix: k.prefix, site: k.last.site, counter: k.last.counter,
-			elems: append(make([]elem, 0, 8), elem{k.last.digit, r})})
+			elems: append(make([]elem, 0, min(max(want, 8), runCap)), elem{k.last.digit, r})})
 		l.n = 1
 		t.root, t.finger, t.fingerStart = l, l, 0
 		return spot{l, 0, 0}
@@ -376,7 +378,7 @@ func (t *tree) insert(s spot, k key, r rune) spot {
 		return spot{l, ri, i}
 	}
 	nr := run{prefix: k.prefix, site: k.last.site, counter: k.last.counter,
-		elems: append(make([]elem, 0, 4), elem{k.last.digit, r})}
+		elems: append(make([]elem, 0, min(max(want, 4), runCap)), elem{k.last.digit, r})}
 	switch rn := &l.runs[ri]; {
 	case i == 0:
 	case i == len(rn.elems):
@@ -431,12 +433,17 @@ func (t *tree) splitLeaf(l *node) *node {
 func (t *tree) insertRun(s spot, pos int, ks []key, rs []rune) spot {
 	t.hintPos = pos + len(ks)
 	for len(ks) > 0 {
-		at := t.insert(s, ks[0], rs[0])
+		at := t.insert(s, ks[0], rs[0], len(ks))
 		rn := &at.l.runs[at.ri]
 		m := 1
-		for m < len(ks) && rn.extends(ks[m]) {
-			rn.elems = append(rn.elems, elem{ks[m].last.digit, rs[m]})
-			m++
+		if len(ks) > 1 {
+			for m < len(ks) && len(rn.elems)+m <= runCap && continues(ks[m-1], ks[m]) {
+				m++
+			}
+			rn.elems = slices.Grow(rn.elems, m-1)
+			for j := 1; j < m; j++ {
+				rn.elems = append(rn.elems, elem{ks[j].last.digit, rs[j]})
+			}
 		}
 		if m > 1 {
 			t.n += m - 1
