@@ -37,9 +37,14 @@ type Config struct {
 	// Owner names this process in leases. Default host-pid-random.
 	Owner string
 	// BatchSize is the most events fetched and committed at once (default
-	// 16384); MaxWait how long a fetch waits to fill a batch (default 100 ms).
-	BatchSize int
-	MaxWait   time.Duration
+	// 16384). CommitInterval is how long a partition collects events before
+	// it folds and commits them, unless BatchSize arrive first (default
+	// 250 ms): a document touched meanwhile is folded once and its whole
+	// state encoded and written once, however many of its ops came, so a
+	// longer interval saves CPU per op and adds lag (an event waits at most
+	// about one interval, plus the fold and the commit).
+	BatchSize      int
+	CommitInterval time.Duration
 	// LeaseTTL is how long a partition's lease outlives its holder (default
 	// 10 s); leases are renewed every third of it.
 	LeaseTTL time.Duration
@@ -70,7 +75,7 @@ func (c Config) withDefaults() (Config, error) {
 		c.Owner = fmt.Sprintf("%s-%d-%04x", host, os.Getpid(), rand.Uint32()&0xffff)
 	}
 	c.BatchSize = cmp.Or(c.BatchSize, 16384)
-	c.MaxWait = cmp.Or(c.MaxWait, 100*time.Millisecond)
+	c.CommitInterval = cmp.Or(c.CommitInterval, 250*time.Millisecond)
 	c.LeaseTTL = cmp.Or(c.LeaseTTL, 10*time.Second)
 	c.CacheDocs = cmp.Or(c.CacheDocs, 4096)
 	c.CacheElements = cmp.Or(c.CacheElements, 8<<20)
@@ -255,7 +260,9 @@ func (p *Projector) runPartition(ctx context.Context, part int, epoch uint64, bo
 		defer close(fetcherDone)
 		defer close(batches)
 		for {
-			b, err := cons.Fetch(fctx, p.cfg.BatchSize, p.cfg.MaxWait)
+			// One pull request per interval: the server holds it until it
+			// is full or the interval is over.
+			b, err := cons.Fetch(fctx, p.cfg.BatchSize, p.cfg.CommitInterval)
 			if err != nil {
 				ferr <- err
 				return

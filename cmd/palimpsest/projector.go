@@ -26,6 +26,7 @@ type projectorConfig struct {
 	projectionFlags
 	metricsAddr      string
 	batch            int
+	commitInterval   time.Duration
 	leaseTTL         time.Duration
 	snapshotEvery    int
 	snapshotInterval time.Duration
@@ -69,6 +70,7 @@ PALIMPSEST_<FLAG> (PALIMPSEST_POSTGRES, PALIMPSEST_REDIS, ...). Prometheus metri
 	cfg.register(f)
 	f.StringVar(&cfg.metricsAddr, "metrics-addr", cfg.metricsAddr, "host:port of the Prometheus /metrics endpoint (empty: none)")
 	f.IntVar(&cfg.batch, "batch", 0, "most events fetched and committed at once (default 16384)")
+	f.DurationVar(&cfg.commitInterval, "commit-interval", 0, "how long a partition collects events before it folds and commits them (default 250ms)")
 	f.DurationVar(&cfg.leaseTTL, "lease-ttl", 0, "how long a dead process's partitions stay unowned (default 10s)")
 	f.IntVar(&cfg.snapshotEvery, "snapshot-every", 0, "ops of a document between snapshots (default 1000)")
 	f.DurationVar(&cfg.snapshotInterval, "snapshot-interval", 0, "longest time between a changed document's snapshots (default 1m)")
@@ -104,7 +106,7 @@ func runProjector(ctx context.Context, cfg projectorConfig, logger *slog.Logger)
 	}
 	p, err := projections.New(projections.Config{
 		Log: b.log, State: b.state, Snapshots: b.snaps, ReadModel: b.read,
-		BatchSize: cfg.batch, LeaseTTL: cfg.leaseTTL, SnapshotEvery: cfg.snapshotEvery,
+		BatchSize: cfg.batch, CommitInterval: cfg.commitInterval, LeaseTTL: cfg.leaseTTL, SnapshotEvery: cfg.snapshotEvery,
 		SnapshotInterval: cfg.snapshotInterval, SnapshotRetain: cfg.snapshotRetain, CacheDocs: cfg.cacheDocs,
 		Metrics: metrics, Logger: logger,
 	})
