@@ -42,6 +42,7 @@ type serveConfig struct {
 	logFormat, logLevel             string
 	drainTimeout, devTokenTTL       time.Duration
 	pprof                           bool
+	projector                       bool
 	partitions, logMaxBatch         int
 	limits                          gateway.Limits
 	// ready, when set, is called with the listening address and the dev
@@ -54,7 +55,7 @@ type serveConfig struct {
 const envPrefix = "PALIMPSEST_"
 
 func newServeCmd() *cobra.Command {
-	cfg := serveConfig{addr: "localhost:8080", logFormat: "text", logLevel: "info", drainTimeout: 30 * time.Second, devTokenTTL: 12 * time.Hour}
+	cfg := serveConfig{projector: true, addr: "localhost:8080", logFormat: "text", logLevel: "info", drainTimeout: 30 * time.Second, devTokenTTL: 12 * time.Hour}
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the collaborative editing server (embedded NATS JetStream + WebSocket gateway) on one port",
@@ -97,6 +98,7 @@ acknowledged op is lost), close every client with 1001 so it reconnects, then ex
 	f.DurationVar(&cfg.devTokenTTL, "dev-token-ttl", cfg.devTokenTTL, "lifetime of the printed dev token")
 	f.StringVar(&cfg.logFormat, "log-format", cfg.logFormat, "log format: text or json")
 	f.StringVar(&cfg.logLevel, "log-level", cfg.logLevel, "log level: debug, info, warn or error")
+	f.BoolVar(&cfg.projector, "projector", cfg.projector, "run the in-process projector on the embedded stores (false: the documents' state and snapshots are not kept; for measuring the gateway alone)")
 	f.BoolVar(&cfg.pprof, "pprof", false, "serve Go's profiles under /debug/pprof/ (no authentication: development only)")
 	f.DurationVar(&cfg.drainTimeout, "drain-timeout", cfg.drainTimeout, "how long a shutdown waits for clients and appends in flight")
 	l := &cfg.limits
@@ -285,7 +287,7 @@ func runServe(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) er
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	stopAll := func() {}
 	if cfg.natsURL == "" {
-		if stopAll, err = mountAllInOne(startCtx, mux, elog, verifier, reg, log); err != nil {
+		if stopAll, err = mountAllInOne(startCtx, mux, elog, verifier, reg, log, cfg.projector); err != nil {
 			return err
 		}
 		defer stopAll()

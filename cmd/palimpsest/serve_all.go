@@ -24,9 +24,10 @@ import (
 // the editor's login (/v1/session) and the browser editor (/). stop ends the projector.
 //
 // With an external NATS (--nats) serve is the gateway role only: projectors and read API run as
-// their own processes against the production stores, so none of this is started.
+// their own processes against the production stores, so none of this is started. Without
+// runProjector the projector is not run (the read API then serves what is stored).
 func mountAllInOne(ctx context.Context, mux *http.ServeMux, elog *eventlog.Log, verifier *auth.Verifier,
-	reg prometheus.Registerer, log *slog.Logger) (stop func(), err error) {
+	reg prometheus.Registerer, log *slog.Logger, runProjector bool) (stop func(), err error) {
 	state, err := kvstate.Open(ctx, elog)
 	if err != nil {
 		return nil, err
@@ -62,6 +63,9 @@ func mountAllInOne(ctx context.Context, mux *http.ServeMux, elog *eventlog.Log, 
 	}))
 	mux.Handle("/", web.Handler())
 
+	if !runProjector {
+		return func() {}, nil
+	}
 	pctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
 	wg.Add(1)
