@@ -109,7 +109,9 @@ func alloc(p, q key, site SiteID, counter uint32, boundary uint64, rng Rand) (k 
 			return key{prefix: p.prefix, last: level{uint32(pd(d) + delta), site, counter}}, diff - int64(delta), nil
 		}
 		// nd is the new identifier's digits; its first keep levels are p's, triples and all.
-		var nd [MaxDepth]uint64
+		// Identifiers are rarely deeper than 16 levels: the buffer then stays on the stack.
+		var ndBuf [16]uint64
+		nd := append(ndBuf[:0], make([]uint64, d+1)...)
 		keep := shared
 		if plus {
 			for j := 0; j <= d; j++ {
@@ -135,7 +137,7 @@ func alloc(p, q key, site SiteID, counter uint32, boundary uint64, rng Rand) (k 
 				delta = 1
 			}
 		}
-		return buildKey(nd[:d+1], keep, shared, p, q, site, counter), 0, nil
+		return buildKey(nd, keep, shared, p, q, site, counter), 0, nil
 	}
 	return key{}, 0, invalidf(CodeExhausted, "no identifier left between %v and %v", p.id(), q.id())
 }
@@ -165,32 +167,37 @@ func allocNext(prev key, room int64, site SiteID, counter uint32, boundary uint6
 // are known to follow p, and p and q share their first shared levels.
 func buildKey(nd []uint64, keep, shared int, p, q key, site SiteID, counter uint32) key {
 	np, nq := p.depth(), q.depth()
-	var levels [MaxDepth]level
+	n := len(nd) - 1
+	var last level
+	var buf [16 * tripleSize]byte // the prefix's bytes; identifiers are rarely deeper
+	b := buf[:0]
+	put := func(j int, l level) {
+		if j < n {
+			b = appendLevel(b, l)
+		} else {
+			last = l
+		}
+	}
 	for j := 0; j < keep; j++ {
-		levels[j] = p.levelAt(j)
+		put(j, p.levelAt(j))
 	}
 	onP, onQ := true, nq > 0 && keep <= shared
-	for j := keep; j < len(nd); j++ {
+	for j := keep; j <= n; j++ {
 		dg := uint32(nd[j])
 		switch {
 		case onP && j < np && p.digitAt(j) == dg:
-			levels[j] = p.levelAt(j)
-			onQ = onQ && j < nq && levels[j] == q.levelAt(j)
+			l := p.levelAt(j)
+			put(j, l)
+			onQ = onQ && j < nq && l == q.levelAt(j)
 		case onQ && j < nq && q.digitAt(j) == dg:
 			onP = false
-			levels[j] = q.levelAt(j)
+			put(j, q.levelAt(j))
 		default:
 			onP, onQ = false, false
-			levels[j] = level{dg, site, counter}
+			put(j, level{dg, site, counter})
 		}
 	}
-	n := len(nd) - 1
-	var buf [MaxDepth * tripleSize]byte
-	b := buf[:0]
-	for _, l := range levels[:n] {
-		b = appendLevel(b, l)
-	}
-	k := key{last: levels[n]}
+	k := key{last: last}
 	switch {
 	case string(b) == p.prefix:
 		k.prefix = p.prefix
