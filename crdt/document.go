@@ -18,8 +18,11 @@ type Doc struct {
 	rng      Rand
 	boundary uint64
 	elems    tree
-	clock    map[SiteID]uint32 // highest counter applied, per site other than site
+	clock    map[SiteID]uint32 // highest counter applied, per site other than site and peer
 	own      uint32            // highest counter of site applied
+	peer     SiteID            // the remote site applied last, when hasPeer: its counter is
+	peerSeen uint32            // in peerSeen, not in clock (one map write saved an op)
+	hasPeer  bool
 	held     map[SiteID][]Op   // ops that came before their site's earlier ops, by Counter
 	doomed   map[Dot]ID        // deletes that came before the insert they delete
 	scratch  []key             // Insert's identifiers, reused
@@ -28,17 +31,27 @@ type Doc struct {
 
 // seen returns the highest counter of site s applied.
 func (d *Doc) seen(s SiteID) uint32 {
-	if s == d.site {
+	switch {
+	case s == d.site:
 		return d.own
+	case d.hasPeer && s == d.peer:
+		return d.peerSeen
 	}
 	return d.clock[s]
 }
 
 func (d *Doc) setSeen(s SiteID, c uint32) {
-	if s == d.site {
+	switch {
+	case s == d.site:
 		d.own = c
-	} else {
-		d.clock[s] = c
+	case d.hasPeer && s == d.peer:
+		d.peerSeen = c
+	default:
+		if d.hasPeer {
+			d.clock[d.peer] = d.peerSeen
+		}
+		delete(d.clock, s)
+		d.peer, d.peerSeen, d.hasPeer = s, c, true
 	}
 }
 
@@ -122,9 +135,12 @@ func (d *Doc) IDs(f func(ID, rune) bool) {
 
 // Clock returns, per site, the highest counter this replica has applied (a version vector).
 func (d *Doc) Clock() map[SiteID]uint32 {
-	c := make(map[SiteID]uint32, len(d.clock)+1)
+	c := make(map[SiteID]uint32, len(d.clock)+2)
 	for s, n := range d.clock {
 		c[s] = n
+	}
+	if d.hasPeer {
+		c[d.peer] = d.peerSeen
 	}
 	if d.own > 0 {
 		c[d.site] = d.own
