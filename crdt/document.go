@@ -23,10 +23,10 @@ type Doc struct {
 	peer     SiteID            // the remote site applied last, when hasPeer: its counter is
 	peerSeen uint32            // in peerSeen, not in clock (one map write saved an op)
 	hasPeer  bool
-	held     map[SiteID][]Op   // ops that came before their site's earlier ops, by Counter
-	doomed   map[Dot]ID        // deletes that came before the insert they delete
-	scratch  []key             // Insert's identifiers, reused
-	runes    []rune            // Insert's and Apply's code points, reused
+	held     map[SiteID][]Op // ops that came before their site's earlier ops, by Counter
+	doomed   map[Dot]ID      // deletes that came before the insert they delete
+	scratch  []key           // Insert's identifiers, reused
+	runes    []rune          // Insert's and Apply's code points, reused
 }
 
 // seen returns the highest counter of site s applied.
