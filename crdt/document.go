@@ -20,8 +20,10 @@ type Doc struct {
 	elems    tree
 	clock    map[SiteID]uint32 // highest counter applied, per site other than site and peer
 	own      uint32            // highest counter of site applied
-	peer     SiteID            // the remote site applied last, when hasPeer: its counter is
-	peerSeen uint32            // in peerSeen, not in clock (one map write saved an op)
+	// peer is the remote site applied last (when hasPeer): its counter is in peerSeen, not in
+	// clock, which saves a map write an op.
+	peer     SiteID
+	peerSeen uint32
 	hasPeer  bool
 	held     map[SiteID][]Op // ops that came before their site's earlier ops, by Counter
 	doomed   map[Dot]ID      // deletes that came before the insert they delete
