@@ -27,8 +27,12 @@ type Doc struct {
 	hasPeer  bool
 	held     map[SiteID][]Op // ops that came before their site's earlier ops, by Counter
 	doomed   map[Dot]ID      // deletes that came before the insert they delete
-	scratch  []key           // Insert's identifiers, reused
-	runes    []rune          // Insert's and Apply's code points, reused
+	// typedAt and typedRoom describe the last local insert while nothing else has changed the
+	// document: the position after it, and the room allocNext needs to continue it (0: none).
+	typedAt   int
+	typedRoom int64
+	scratch   []key  // Insert's identifiers, reused
+	runes     []rune // Insert's and Apply's code points, reused
 }
 
 // seen returns the highest counter of site s applied.
@@ -185,21 +189,28 @@ func (d *Doc) Insert(pos int, text string) (Op, error) {
 		at = d.elems.gapAt(pos)
 		prev, next = at.before(), at.after()
 	}
+	var room int64
+	if pos == d.typedAt {
+		room = d.typedRoom // typing on after the last local insert
+	}
 	if n == 1 {
 		// A typed character: no scratch, no grouping.
-		k, _, err := alloc(prev, next, d.site, first, d.boundary, d.rng)
-		if err != nil {
-			return Op{}, err
+		k, left, ok := allocNext(prev, room, d.site, first, d.boundary, d.rng)
+		if !ok {
+			var err error
+			if k, left, err = alloc(prev, next, d.site, first, d.boundary, d.rng); err != nil {
+				return Op{}, err
+			}
 		}
 		r, _ := utf8.DecodeRuneInString(text)
 		ks, rs := [1]key{k}, [1]rune{r}
 		d.elems.insertRun(at, pos, ks[:], rs[:])
 		d.own = first
+		d.typedAt, d.typedRoom = pos+1, left
 		return Op{Kind: OpInsert, Site: d.site, Counter: first, Text: text, one: k}, nil
 	}
 	// Allocate every identifier first, so that an error leaves the document unchanged.
 	keys := d.scratch[:0]
-	var room int64
 	for i := range n {
 		c := first + uint32(i)
 		k, left, ok := allocNext(prev, room, d.site, c, d.boundary, d.rng)
@@ -230,6 +241,7 @@ func (d *Doc) Insert(pos int, text string) (Op, error) {
 	}
 	clear(keys)
 	d.own = first + uint32(n) - 1
+	d.typedAt, d.typedRoom = pos+n, room
 	return b.op(OpInsert, d.site, first, text), nil
 }
 
@@ -248,6 +260,7 @@ func (d *Doc) Delete(pos, n int) (Op, error) {
 	if d.own == math.MaxUint32 {
 		return Op{}, invalidf(CodeExhausted, "site %d has no counters left", d.site)
 	}
+	d.typedRoom = 0
 	b := newOpBuilder(n)
 	for left := n; left > 0; {
 		at := d.elems.elemAt(pos)
@@ -287,6 +300,7 @@ func (d *Doc) ApplyTo(dst []Change, op Op) ([]Change, error) {
 		d.hold(op)
 		return dst, nil
 	}
+	d.typedRoom = 0
 	cs := changes{list: dst, base: len(dst)}
 	d.apply(&op, &cs)
 	for len(d.held) > 0 {

@@ -232,3 +232,40 @@ func TestAllocNextAgreesWithAlloc(t *testing.T) {
 		t.Fatal("allocNext never answered")
 	}
 }
+
+// TestTypingShortcutAllocatesAsAlloc types the same keystrokes into two replicas with the same
+// randomness, one continuing each insert from the last one's room (Insert's shortcut), the
+// other searching afresh each time: their identifiers must be the same.
+func TestTypingShortcutAllocatesAsAlloc(t *testing.T) {
+	seed := uint64(rand.Int64())
+	rng := rand.New(rand.NewPCG(seed, 5))
+	fast, slow := New(1, rand.NewPCG(seed, 6)), New(1, rand.NewPCG(seed, 6))
+	shortcuts := 0
+	for range 20000 {
+		var pos int
+		if rng.IntN(20) == 0 || fast.typedRoom == 0 {
+			pos = rng.IntN(fast.Len() + 1) // jump
+		} else {
+			pos = fast.typedAt // type on
+		}
+		text := "abc"[:1+rng.IntN(3)]
+		if rng.IntN(4) > 0 {
+			text = text[:1]
+		}
+		if pos == fast.typedAt && fast.typedRoom >= 2 {
+			shortcuts++
+		}
+		slow.typedRoom = 0
+		a, errA := fast.Insert(pos, text)
+		b, errB := slow.Insert(pos, text)
+		if errA != nil || errB != nil {
+			t.Fatal(errA, errB)
+		}
+		if !slices.Equal(a.IDs(), b.IDs()) {
+			t.Fatalf("seed %d: typing on gave %v, a fresh search %v", seed, a.IDs(), b.IDs())
+		}
+	}
+	if shortcuts == 0 {
+		t.Fatal("the shortcut never applied")
+	}
+}

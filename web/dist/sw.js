@@ -2,7 +2,7 @@
 // (the list and version are written in by scripts/build.mjs) and serves it
 // cache-first; a navigation falls back to the cached page. API calls and the
 // WebSocket always go to the network.
-const VERSION = '709eee88de59b07c'
+const VERSION = '9dbde5eaf7c0b15f'
 const PRECACHE = [
  "/",
  "/assets/index-Be_E0sOu.js",
