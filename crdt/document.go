@@ -207,7 +207,7 @@ func (d *Doc) Insert(pos int, text string) (Op, error) {
 		d.elems.insertRun(at, pos, ks[:], rs[:])
 		d.own = first
 		d.typedAt, d.typedRoom = pos+1, left
-		return Op{Kind: OpInsert, Site: d.site, Counter: first, Text: text, one: k}, nil
+		return Op{Kind: OpInsert, Site: d.site, Counter: first, Text: text, one: k, checked: true}, nil
 	}
 	// Allocate every identifier first, so that an error leaves the document unchanged.
 	keys := d.scratch[:0]

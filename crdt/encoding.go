@@ -251,5 +251,6 @@ func (r *reader) op() (Op, error) {
 	if err := op.Validate(); err != nil {
 		return Op{}, err
 	}
+	op.checked = true
 	return op, nil
 }

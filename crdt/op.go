@@ -2,6 +2,7 @@ package crdt
 
 import (
 	"math"
+	"slices"
 	"unicode/utf8"
 )
 
@@ -34,6 +35,9 @@ type Op struct {
 	Text    string // inserts only
 	runs    []Run  // the identifiers, when there are two or more
 	one     key    // the identifier, when there is exactly one
+	// checked is set when the identifiers are known to be well formed and increasing (DecodeOp
+	// and Doc's edits make them so): they cannot change, so Validate need not look at them again.
+	checked bool
 }
 
 // Run is consecutive identifiers of an op: the i-th is Prefix followed by the level
@@ -67,12 +71,16 @@ func (k key) asRun(digits []uint32) Run {
 	return Run{Prefix: ID(k.prefix), Site: k.last.site, Counter: k.last.counter, Digits: digits}
 }
 
-// Runs returns the op's identifiers as runs. The caller must not modify them.
+// Runs returns a copy of the op's identifiers as runs.
 func (op *Op) Runs() []Run {
 	if op.single() {
 		return []Run{op.one.asRun([]uint32{op.one.last.digit})}
 	}
-	return op.runs
+	runs := slices.Clone(op.runs)
+	for i := range runs {
+		runs[i].Digits = slices.Clone(runs[i].Digits)
+	}
+	return runs
 }
 
 // NewOpFromRuns builds an op from runs. It does not validate: see Op.Validate.
@@ -114,9 +122,9 @@ func newOpBuilder(n int) opBuilder {
 	return opBuilder{runs: make([]Run, 0, 1), digits: make([]uint32, 0, n)}
 }
 
-// op returns the op built.
+// op returns the op built, from identifiers a Doc made.
 func (b *opBuilder) op(kind OpKind, site SiteID, counter uint32, text string) Op {
-	return Op{Kind: kind, Site: site, Counter: counter, Text: text, runs: b.runs, one: b.one}
+	return Op{Kind: kind, Site: site, Counter: counter, Text: text, runs: b.runs, one: b.one, checked: true}
 }
 
 // add appends k: to the last run when it continues it, else as a new run.
@@ -234,6 +242,9 @@ func (op *Op) Validate() error {
 		if n > MaxOpElements {
 			return invalidf(CodeTooLarge, "op of over %d elements", MaxOpElements)
 		}
+		if op.checked {
+			continue
+		}
 		if err := validateRun(r); err != nil {
 			return err
 		}
@@ -325,15 +336,19 @@ func validatePrefix(p ID) (int, error) {
 // validateOne is Validate for an op of one element.
 func (op *Op) validateOne() error {
 	k := op.one
-	d, err := validatePrefix(ID(k.prefix))
-	if err != nil {
-		return err
+	if !op.checked {
+		d, err := validatePrefix(ID(k.prefix))
+		if err != nil {
+			return err
+		}
+		switch {
+		case k.last.digit == 0:
+			return invalidf(CodeBadID, "identifier ends in digit 0")
+		case uint64(k.last.digit) >= base(d):
+			return invalidf(CodeBadID, "digit %d at depth %d out of base %d", k.last.digit, d, base(d))
+		}
 	}
 	switch {
-	case k.last.digit == 0:
-		return invalidf(CodeBadID, "identifier ends in digit 0")
-	case uint64(k.last.digit) >= base(d):
-		return invalidf(CodeBadID, "digit %d at depth %d out of base %d", k.last.digit, d, base(d))
 	case op.Counter == 0:
 		return invalidf(CodeBadOp, "counter 0")
 	}

@@ -258,7 +258,14 @@ func BenchmarkLocal(b *testing.B) {
 
 func BenchmarkRemote(b *testing.B) {
 	for _, name := range traces.All() {
+		// The ops as a receiving editor has them: decoded from the wire.
 		ops := replayLocal(b, openTrace(b, name)).ops
+		for i := range ops {
+			var err error
+			if ops[i], err = crdt.DecodeOp(crdt.AppendOp(nil, &ops[i])); err != nil {
+				b.Fatal(err)
+			}
+		}
 		b.Run(name, func(b *testing.B) {
 			for b.Loop() {
 				applyAll(b, ops)
