@@ -346,6 +346,7 @@ func (d *Doc) applyInsert(op *Op, cs *changes) {
 	if op.single() {
 		// A typed character.
 		k := op.one
+		k.prefix = d.elems.canon(k.prefix)
 		if len(d.doomed) > 0 {
 			if _, ok := d.doomed[Dot{k.last.site, k.last.counter}]; ok {
 				delete(d.doomed, Dot{k.last.site, k.last.counter})
@@ -368,7 +369,7 @@ func (d *Doc) applyInsert(op *Op, cs *changes) {
 	}
 	text := op.Text
 	for _, r := range op.runs {
-		text = d.insertStretch(string(r.Prefix), r.Site, r.Counter, r.Digits, text, cs)
+		text = d.insertStretch(d.elems.canon(string(r.Prefix)), r.Site, r.Counter, r.Digits, text, cs)
 	}
 }
 
@@ -450,11 +451,11 @@ func (d *Doc) insertStretch(prefix string, site SiteID, counter uint32, digits [
 func (d *Doc) applyDelete(op *Op, cs *changes) {
 	if op.single() {
 		digit := [1]uint32{op.one.last.digit}
-		d.deleteStretch(op.one.prefix, op.one.last.site, op.one.last.counter, digit[:], cs)
+		d.deleteStretch(d.elems.canon(op.one.prefix), op.one.last.site, op.one.last.counter, digit[:], cs)
 		return
 	}
 	for _, r := range op.runs {
-		d.deleteStretch(string(r.Prefix), r.Site, r.Counter, r.Digits, cs)
+		d.deleteStretch(d.elems.canon(string(r.Prefix)), r.Site, r.Counter, r.Digits, cs)
 	}
 }
 

@@ -269,6 +269,18 @@ func (t *tree) start(l *node) int {
 // pos returns the position of the element or gap s.
 func (t *tree) pos(s spot) int { return t.start(s.l) + s.l.offsetOf(s.ri, s.i) }
 
+// canon returns the tree's own string for prefix p when the run at the hint has that prefix,
+// else p. Identifiers that arrive in ops carry prefix strings of their own; comparing them with
+// the tree's costs a byte comparison each time, comparing the tree's string with itself nothing.
+func (t *tree) canon(p string) string {
+	if h := t.hint; h.l != nil {
+		if q := h.l.runs[h.ri].prefix; len(q) == len(p) && q == p {
+			return q
+		}
+	}
+	return p
+}
+
 // find returns the element k, or the gap where k would be inserted, its position, and whether
 // k is there. Between two runs the gap is the end of the left one. The tree must not be empty.
 func (t *tree) find(k key) (spot, int, bool) {
