@@ -31,8 +31,9 @@ type Doc struct {
 	// document: the position after it, and the room allocNext needs to continue it (0: none).
 	typedAt   int
 	typedRoom int64
-	scratch   []key  // Insert's identifiers, reused
-	runes     []rune // Insert's and Apply's code points, reused
+	digits    []uint32 // Insert's identifiers' last digits, reused
+	starts    []int    // where each run of Insert's identifiers starts, reused
+	runes     []rune   // Insert's and Apply's code points, reused
 }
 
 // seen returns the highest counter of site s applied.
@@ -203,14 +204,16 @@ func (d *Doc) Insert(pos int, text string) (Op, error) {
 			}
 		}
 		r, _ := utf8.DecodeRuneInString(text)
-		ks, rs := [1]key{k}, [1]rune{r}
-		d.elems.insertRun(at, pos, ks[:], rs[:])
+		dg, rs := [1]uint32{k.last.digit}, [1]rune{r}
+		d.elems.insertRun(at, pos, k.prefix, k.last.site, k.last.counter, dg[:], rs[:])
 		d.own = first
 		d.typedAt, d.typedRoom = pos+1, left
 		return Op{Kind: OpInsert, Site: d.site, Counter: first, Text: text, one: k, checked: true}, nil
 	}
-	// Allocate every identifier first, so that an error leaves the document unchanged.
-	keys := d.scratch[:0]
+	// Allocate every identifier first, so that an error leaves the document unchanged. They
+	// come in stretches that share a prefix (runs), kept as the digits and where each starts.
+	digits, starts := d.digits[:0], d.starts[:0]
+	var prefixes []string // one for each stretch; rarely more than a few
 	for i := range n {
 		c := first + uint32(i)
 		k, left, ok := allocNext(prev, room, d.site, c, d.boundary, d.rng)
@@ -220,26 +223,26 @@ func (d *Doc) Insert(pos int, text string) (Op, error) {
 				return Op{}, err
 			}
 		}
-		keys = append(keys, k)
+		if i == 0 || !ok && !continues(prev, k) {
+			starts = append(starts, i)
+			prefixes = append(prefixes, k.prefix)
+		}
+		digits = append(digits, k.last.digit)
 		prev, room = k, left
 	}
-	d.scratch = keys[:0]
+	starts = append(starts, n)
 	runes := d.runes[:0]
 	for _, r := range text {
 		runes = append(runes, r)
 	}
-	d.runes = runes[:0]
+	d.digits, d.starts, d.runes = digits[:0], starts[:0], runes[:0]
 	b := newOpBuilder(n)
-	for i := 0; i < n; {
-		j := i + 1
-		for j < n && continues(keys[j-1], keys[j]) {
-			j++
-		}
-		at = d.elems.insertRun(at, pos+i, keys[i:j], runes[i:j])
-		b.addKeys(keys[i:j])
-		i = j
+	for g, p := range prefixes {
+		i, j := starts[g], starts[g+1]
+		c := first + uint32(i)
+		at = d.elems.insertRun(at, pos+i, p, d.site, c, digits[i:j], runes[i:j])
+		b.addStretch(p, d.site, c, digits[i:j])
 	}
-	clear(keys)
 	d.own = first + uint32(n) - 1
 	d.typedAt, d.typedRoom = pos+n, room
 	return b.op(OpInsert, d.site, first, text), nil
@@ -362,8 +365,8 @@ func (d *Doc) applyInsert(op *Op, cs *changes) {
 			}
 		}
 		r, _ := utf8.DecodeRuneInString(op.Text)
-		ks, rs := [1]key{k}, [1]rune{r}
-		d.elems.insertRun(at, pos, ks[:], rs[:])
+		dg, rs := [1]uint32{k.last.digit}, [1]rune{r}
+		d.elems.insertRun(at, pos, k.prefix, k.last.site, k.last.counter, dg[:], rs[:])
 		cs.add(Inserted, pos, r)
 		return
 	}
@@ -376,7 +379,7 @@ func (d *Doc) applyInsert(op *Op, cs *changes) {
 // insertStretch inserts the elements of one run of an insert op, carrying the code points at
 // the start of text, and returns the rest of text.
 func (d *Doc) insertStretch(prefix string, site SiteID, counter uint32, digits []uint32, text string, cs *changes) string {
-	keys, runes := d.scratch[:0], d.runes[:0]
+	runes := d.runes[:0]
 	var at spot // the gap after the elements inserted last, while it is known
 	pos := 0
 	for i := 0; i < len(digits); {
@@ -429,22 +432,20 @@ func (d *Doc) insertStretch(prefix string, site SiteID, counter uint32, digits [
 				}
 			}
 		}
-		keys, runes = keys[:0], runes[:0]
+		runes = runes[:0]
 		end := 0
 		for c := i; c < j; c++ {
-			keys = append(keys, key{prefix, level{digits[c], site, counter + uint32(c)}})
 			ch, size := utf8.DecodeRuneInString(text[end:])
 			runes = append(runes, ch)
 			end += size
 		}
-		at = d.elems.insertRun(at, pos, keys, runes)
+		at = d.elems.insertRun(at, pos, prefix, site, counter+uint32(i), digits[i:j], runes)
 		cs.addText(Inserted, pos, text[:end], j-i)
 		text = text[end:]
 		pos += j - i
 		i = j
 	}
-	clear(keys)
-	d.scratch, d.runes = keys[:0], runes[:0]
+	d.runes = runes[:0]
 	return text
 }
 

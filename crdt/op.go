@@ -154,22 +154,20 @@ func (b *opBuilder) addRun(r *run, i, n int) {
 	if b.single {
 		return
 	}
-	for j := i + 1; j < i+n; j++ {
-		b.digits = append(b.digits, r.elems[j].digit)
+	for _, e := range r.elems[i+1 : i+n] {
+		b.digits = append(b.digits, e.digit)
 	}
 	b.grow(n - 1)
 }
 
-// addKeys appends ks, which continue one another as a run does.
-func (b *opBuilder) addKeys(ks []key) {
-	b.add(ks[0])
+// addStretch appends the identifiers prefix + (digits[i], site, counter+i).
+func (b *opBuilder) addStretch(prefix string, site SiteID, counter uint32, digits []uint32) {
+	b.add(key{prefix, level{digits[0], site, counter}})
 	if b.single {
 		return
 	}
-	for _, k := range ks[1:] {
-		b.digits = append(b.digits, k.last.digit)
-	}
-	b.grow(len(ks) - 1)
+	b.digits = append(b.digits, digits[1:]...)
+	b.grow(len(digits) - 1)
 }
 
 // grow extends the last run over the m digits appended last.

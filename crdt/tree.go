@@ -439,31 +439,26 @@ func (t *tree) splitLeaf(l *node) *node {
 	return split
 }
 
-// insertRun inserts the elements (ks[i], rs[i]), consecutive and in order, at gap s, which is
-// at position pos, and returns the gap after the last one. Elements that continue a run are
-// appended to it together.
-func (t *tree) insertRun(s spot, pos int, ks []key, rs []rune) spot {
-	t.hintPos = pos + len(ks)
-	for len(ks) > 0 {
-		at := t.insert(s, ks[0], rs[0], len(ks))
+// insertRun inserts at gap s, which is at position pos, the elements of one run: identifiers
+// prefix + (digits[i], site, counter+i) with code points rs[i], digits increasing. It returns
+// the gap after the last one. Elements that continue a run of the tree are appended to it.
+func (t *tree) insertRun(s spot, pos int, prefix string, site SiteID, counter uint32, digits []uint32, rs []rune) spot {
+	t.hintPos = pos + len(digits)
+	for len(digits) > 0 {
+		at := t.insert(s, key{prefix, level{digits[0], site, counter}}, rs[0], len(digits))
 		rn := &at.l.runs[at.ri]
-		m := 1
-		if len(ks) > 1 {
-			for m < len(ks) && len(rn.elems)+m <= runCap && continues(ks[m-1], ks[m]) {
-				m++
-			}
+		m := min(len(digits), runCap-len(rn.elems)+1)
+		if m > 1 {
 			rn.elems = slices.Grow(rn.elems, m-1)
 			for j := 1; j < m; j++ {
-				rn.elems = append(rn.elems, elem{ks[j].last.digit, rs[j]})
+				rn.elems = append(rn.elems, elem{digits[j], rs[j]})
 			}
-		}
-		if m > 1 {
 			t.n += m - 1
 			at.l.n += m - 1
 			t.fixUp(at.l, nil, m-1)
 		}
 		s = spot{at.l, at.ri, at.i + m}
-		ks, rs = ks[m:], rs[m:]
+		digits, rs, counter = digits[m:], rs[m:], counter+uint32(m)
 	}
 	t.hint = s
 	return s
