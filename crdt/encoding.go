@@ -65,17 +65,6 @@ func AppendOp(dst []byte, op *Op) []byte {
 	return dst
 }
 
-// sharedLevels counts the leading levels a and b have in common.
-func sharedLevels(a, b ID) int {
-	n := min(len(a), len(b)) / tripleSize
-	for l := 0; l < n; l++ {
-		if a[l*tripleSize:(l+1)*tripleSize] != b[l*tripleSize:(l+1)*tripleSize] {
-			return l
-		}
-	}
-	return n
-}
-
 // DecodeOp decodes one op written by AppendOp and validates it (Op.Validate). The whole input
 // must be the op: trailing bytes are an error.
 func DecodeOp(data []byte) (Op, error) {

@@ -98,9 +98,6 @@ func (k key) id() ID {
 	return ID(sb.String())
 }
 
-// appendTo appends the identifier's bytes to b.
-func (k key) appendTo(b []byte) []byte { return appendLevel(append(b, k.prefix...), k.last) }
-
 // cmpKeys orders keys as their identifiers order.
 func cmpKeys(a, b key) int {
 	if a.prefix == b.prefix {
