@@ -213,7 +213,8 @@ func (d *Doc) Insert(pos int, text string) (Op, error) {
 	// Allocate every identifier first, so that an error leaves the document unchanged. They
 	// come in stretches that share a prefix (runs), kept as the digits and where each starts.
 	digits, starts := d.digits[:0], d.starts[:0]
-	var prefixes []string // one for each stretch; rarely more than a few
+	var few [4]string
+	prefixes := few[:0] // one for each stretch; rarely more than a few
 	for i := range n {
 		c := first + uint32(i)
 		k, left, ok := allocNext(prev, room, d.site, c, d.boundary, d.rng)
