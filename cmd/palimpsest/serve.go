@@ -43,6 +43,7 @@ type serveConfig struct {
 	drainTimeout, devTokenTTL       time.Duration
 	pprof                           bool
 	projector                       bool
+	projectorInterval               time.Duration
 	partitions, logMaxBatch         int
 	limits                          gateway.Limits
 	// ready, when set, is called with the listening address and the dev
@@ -99,6 +100,7 @@ acknowledged op is lost), close every client with 1001 so it reconnects, then ex
 	f.StringVar(&cfg.logFormat, "log-format", cfg.logFormat, "log format: text or json")
 	f.StringVar(&cfg.logLevel, "log-level", cfg.logLevel, "log level: debug, info, warn or error")
 	f.BoolVar(&cfg.projector, "projector", cfg.projector, "run the in-process projector on the embedded stores (false: the documents' state and snapshots are not kept; for measuring the gateway alone)")
+	f.DurationVar(&cfg.projectorInterval, "projector-commit-interval", 0, "how long the in-process projector collects events before it folds and commits them (default 250ms)")
 	f.BoolVar(&cfg.pprof, "pprof", false, "serve Go's profiles under /debug/pprof/ (no authentication: development only)")
 	f.DurationVar(&cfg.drainTimeout, "drain-timeout", cfg.drainTimeout, "how long a shutdown waits for clients and appends in flight")
 	l := &cfg.limits
@@ -287,7 +289,7 @@ func runServe(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) er
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	stopAll := func() {}
 	if cfg.natsURL == "" {
-		if stopAll, err = mountAllInOne(startCtx, mux, elog, verifier, reg, log, cfg.projector); err != nil {
+		if stopAll, err = mountAllInOne(startCtx, mux, elog, verifier, reg, log, cfg.projector, cfg.projectorInterval); err != nil {
 			return err
 		}
 		defer stopAll()

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -25,9 +26,10 @@ import (
 //
 // With an external NATS (--nats) serve is the gateway role only: projectors and read API run as
 // their own processes against the production stores, so none of this is started. Without
-// runProjector the projector is not run (the read API then serves what is stored).
+// runProjector the projector is not run (the read API then serves what is stored); commitInterval
+// is its projections.Config.CommitInterval (0: the default).
 func mountAllInOne(ctx context.Context, mux *http.ServeMux, elog *eventlog.Log, verifier *auth.Verifier,
-	reg prometheus.Registerer, log *slog.Logger, runProjector bool) (stop func(), err error) {
+	reg prometheus.Registerer, log *slog.Logger, runProjector bool, commitInterval time.Duration) (stop func(), err error) {
 	state, err := kvstate.Open(ctx, elog)
 	if err != nil {
 		return nil, err
@@ -37,7 +39,7 @@ func mountAllInOne(ctx context.Context, mux *http.ServeMux, elog *eventlog.Log, 
 		return nil, err
 	}
 	readModel := projections.NewMemoryReadModel(0)
-	proj, err := projections.New(projections.Config{Log: elog, State: state, Snapshots: snaps, ReadModel: readModel,
+	proj, err := projections.New(projections.Config{Log: elog, State: state, Snapshots: snaps, ReadModel: readModel, CommitInterval: commitInterval,
 		Metrics: projections.NewMetrics(reg), Logger: log.With("component", "projector")})
 	if err != nil {
 		return nil, err
