@@ -490,9 +490,7 @@ func (d *Doc) deleteStretch(prefix string, site SiteID, counter uint32, digits [
 				k++
 			}
 		}
-		for _, e := range tr.elems[at.i : at.i+k] {
-			cs.add(Deleted, pos, e.r)
-		}
+		cs.addElems(Deleted, pos, tr.elems[at.i:at.i+k])
 		d.elems.remove(at, pos, k)
 		i += k
 	}
@@ -540,6 +538,36 @@ func (c *changes) add(kind ChangeKind, pos int, r rune) {
 	}
 	c.list = append(c.list, Change{Kind: kind, Index: pos, Text: runeString(r)})
 	c.count = 1
+}
+
+// addElems records that the code points of es were inserted or removed at pos.
+func (c *changes) addElems(kind ChangeKind, pos int, es []elem) {
+	if len(es) == 1 {
+		c.add(kind, pos, es[0].r)
+		return
+	}
+	if n := len(c.list); n > c.base {
+		last := &c.list[n-1]
+		if last.Kind == kind && ((kind == Inserted && pos == last.Index+c.count) ||
+			(kind == Deleted && pos == last.Index)) {
+			if !c.multi {
+				c.buf = append(c.buf[:0], last.Text...)
+				c.multi = true
+			}
+			for _, e := range es {
+				c.buf = utf8.AppendRune(c.buf, e.r)
+			}
+			c.count += len(es)
+			return
+		}
+		c.finish()
+	}
+	c.buf = c.buf[:0]
+	for _, e := range es {
+		c.buf = utf8.AppendRune(c.buf, e.r)
+	}
+	c.list = append(c.list, Change{Kind: kind, Index: pos})
+	c.multi, c.count = true, len(es)
 }
 
 // addText records that text (count code points) was inserted or removed at pos.

@@ -2,7 +2,7 @@
 // (the list and version are written in by scripts/build.mjs) and serves it
 // cache-first; a navigation falls back to the cached page. API calls and the
 // WebSocket always go to the network.
-const VERSION = '8c7de5e1454df6d1'
+const VERSION = 'b049de04b2117719'
 const PRECACHE = [
  "/",
  "/assets/index-Be_E0sOu.js",
