@@ -2,7 +2,7 @@
 // (the list and version are written in by scripts/build.mjs) and serves it
 // cache-first; a navigation falls back to the cached page. API calls and the
 // WebSocket always go to the network.
-const VERSION = 'b049de04b2117719'
+const VERSION = 'df17dba0ce25463c'
 const PRECACHE = [
  "/",
  "/assets/index-Be_E0sOu.js",
