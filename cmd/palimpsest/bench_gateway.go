@@ -241,17 +241,33 @@ func runBenchGateway(ctx context.Context, w io.Writer, cfg benchGatewayConfig) e
 
 // samples is a set of latencies.
 type samples struct {
-	mu sync.Mutex
-	d  []time.Duration
+	mu     sync.Mutex
+	d      []time.Duration
+	frozen bool
 }
 
 func (s *samples) add(d time.Duration) {
 	s.mu.Lock()
-	s.d = append(s.d, d)
+	if !s.frozen {
+		s.d = append(s.d, d)
+	}
 	s.mu.Unlock()
 }
 
-func (s *samples) sort() { slices.Sort(s.d) }
+func (s *samples) len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.d)
+}
+
+// freeze sorts the samples and ignores any added later, so a callback
+// running late cannot append to (and unsort) what is being read.
+func (s *samples) freeze() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.frozen = true
+	slices.Sort(s.d)
+}
 
 func (s *samples) p(q float64) time.Duration {
 	if len(s.d) == 0 {
@@ -442,6 +458,21 @@ func benchRun(ctx context.Context, srv *benchServer, clients, docs int, rate flo
 		_ = c.WaitSynced(settle)
 	}
 	cancelSettle()
+	// A client is synced when its own ops are acknowledged; the others'
+	// echoes of the window's last ops may still be on their way. Wait until
+	// no broadcast sample has arrived for 200 ms (at most 10 s more).
+	for n, quiet, deadline := res.bcast.len(), 0, time.Now().Add(10*time.Second); quiet < 2 && time.Now().Before(deadline); {
+		select {
+		case <-time.After(100 * time.Millisecond):
+		case <-ctx.Done():
+			quiet = 2
+		}
+		if m := res.bcast.len(); m == n {
+			quiet++
+		} else {
+			n, quiet = m, 0
+		}
+	}
 	if before != nil {
 		if after, err := scrape(srv.metricsURL, "process_cpu_seconds_total", "palimpsest_gateway_ops_appended_total"); err == nil {
 			// The CPU of the window's ops, counted to when they had all
@@ -455,7 +486,7 @@ func benchRun(ctx context.Context, srv *benchServer, clients, docs int, rate flo
 	}
 	res.window = end.Sub(start)
 	res.errors = errs.Load()
-	res.ack.sort()
-	res.bcast.sort()
+	res.ack.freeze()
+	res.bcast.freeze()
 	return res, nil
 }
