@@ -394,8 +394,15 @@ func (c *conn) writeLoop() {
 	defer ping.Stop()
 	buf := make([]byte, 0, 4096)
 	timeout := lim.WriteTimeout
+	// The deadline is moved only when less than half the timeout is left:
+	// every write still gets at least half of it, and most writes under
+	// load set no timer.
+	var deadline time.Time
 	write := func(b []byte) bool {
-		_ = c.nc.SetWriteDeadline(time.Now().Add(timeout))
+		if now := time.Now(); deadline.Sub(now) < timeout/2 {
+			deadline = now.Add(timeout)
+			_ = c.nc.SetWriteDeadline(deadline)
+		}
 		if _, err := c.nc.Write(b); err != nil {
 			c.closeWith(schemas.CloseInternal, nil, false)
 			_ = c.nc.Close()
@@ -418,6 +425,14 @@ func (c *conn) writeLoop() {
 	for {
 		select {
 		case f := <-c.out:
+			if len(c.out) == 0 {
+				// Nothing else queued: the frame is written as it is (its
+				// bytes are shared and immutable), without a copy.
+				if !write(f.b) {
+					return
+				}
+				continue
+			}
 			buf = collect(append(buf[:0], f.b...))
 			if !write(buf) {
 				return
@@ -435,6 +450,7 @@ func (c *conn) writeLoop() {
 			c.mu.Unlock()
 			if !graceful {
 				timeout = closeWait // A client that does not read gets no longer.
+				deadline = time.Time{}
 			}
 			if graceful {
 				// Answer every batch in flight before saying goodbye.

@@ -176,8 +176,9 @@ func (c *conn) submit(batch uint64, raw [][]byte) {
 		c.fail(schemas.CloseRateLimited, schemas.CodeRateLimited, "over the op rate limit")
 		return
 	}
+	var ops []eventlog.Op
 	if c.blocked == nil {
-		c.blocked = c.check(raw)
+		ops, c.blocked = c.check(raw)
 	} else if c.blocked.Code != schemas.CodeOutOfOrder {
 		c.blocked = schemas.Errorf(schemas.CodeOutOfOrder, nil, "an earlier batch of this connection was refused (%s); reconnect and resend from it", c.blocked.Code)
 	}
@@ -193,21 +194,19 @@ func (c *conn) submit(batch uint64, raw [][]byte) {
 		return
 	}
 	p := c.principal.Load()
-	ops := make([]eventlog.Op, len(raw))
-	for i, b := range raw {
-		// check has decoded them; the header holds site and counter.
-		op, _ := crdt.DecodeOp(b)
-		ops[i] = eventlog.Op{Site: uint32(op.Site), Counter: op.Counter, Span: op.Span(), Author: p.Subject, Payload: b}
+	for i := range ops {
+		ops[i].Author = p.Subject
 	}
 	c.acks <- pendingAck{batch: batch, req: c.g.committer.submit(c.doc, ops), start: now}
 }
 
-// check validates a batch; nil means it may be appended.
-func (c *conn) check(raw [][]byte) *schemas.Error {
+// check validates a batch and returns its ops for the log (without their
+// author); a non-nil error means it may not be appended.
+func (c *conn) check(raw [][]byte) ([]eventlog.Op, *schemas.Error) {
 	lim := c.g.cfg.Limits
 	p := c.principal.Load()
 	if !p.CanWrite(c.doc) {
-		return schemas.Errorf(schemas.CodeForbidden, nil, "user %q may not write document %q", p.Subject, c.doc)
+		return nil, schemas.Errorf(schemas.CodeForbidden, nil, "user %q may not write document %q", p.Subject, c.doc)
 	}
 	if !c.claimed {
 		// The token that opened the connection could not write; a fresh one can.
@@ -218,36 +217,38 @@ func (c *conn) check(raw [][]byte) *schemas.Error {
 			if !errors.As(err, &se) {
 				se = schemas.Errorf(schemas.CodeUnavailable, err, "site registry")
 			}
-			return se
+			return nil, se
 		}
 		c.claimed = true
 	}
 	if len(raw) > lim.MaxOpsPerBatch {
-		return schemas.Errorf(schemas.CodeTooLarge, nil, "%d ops in a batch, at most %d", len(raw), lim.MaxOpsPerBatch)
+		return nil, schemas.Errorf(schemas.CodeTooLarge, nil, "%d ops in a batch, at most %d", len(raw), lim.MaxOpsPerBatch)
 	}
 	var grow int64
+	ops := make([]eventlog.Op, len(raw))
 	for i, b := range raw {
 		if len(b) > lim.MaxOpBytes {
-			return schemas.Errorf(schemas.CodeTooLarge, nil, "op %d: %d bytes, at most %d", i, len(b), lim.MaxOpBytes)
+			return nil, schemas.Errorf(schemas.CodeTooLarge, nil, "op %d: %d bytes, at most %d", i, len(b), lim.MaxOpBytes)
 		}
 		op, err := crdt.DecodeOp(b)
 		if err != nil {
 			if crdt.CodeOf(err) == crdt.CodeBadVersion {
-				return schemas.Errorf(schemas.CodeUnsupportedVersion, err, "op %d", i)
+				return nil, schemas.Errorf(schemas.CodeUnsupportedVersion, err, "op %d", i)
 			}
-			return schemas.Errorf(schemas.CodeBadOp, err, "op %d", i)
+			return nil, schemas.Errorf(schemas.CodeBadOp, err, "op %d", i)
 		}
 		if uint32(op.Site) != c.site {
-			return schemas.Errorf(schemas.CodeSiteMismatch, nil, "op %d: site %d, the connection's site is %d", i, op.Site, c.site)
+			return nil, schemas.Errorf(schemas.CodeSiteMismatch, nil, "op %d: site %d, the connection's site is %d", i, op.Site, c.site)
 		}
+		ops[i] = eventlog.Op{Site: uint32(op.Site), Counter: op.Counter, Span: op.Span(), Payload: b}
 		if op.Kind == crdt.OpInsert {
 			grow += int64(op.Len())
 		}
 	}
 	if grow > 0 && c.hub.length()+grow > lim.MaxDocumentChars {
-		return schemas.Errorf(schemas.CodeDocumentTooLarge, nil, "document %q would exceed %d code points", c.doc, lim.MaxDocumentChars)
+		return nil, schemas.Errorf(schemas.CodeDocumentTooLarge, nil, "document %q would exceed %d code points", c.doc, lim.MaxDocumentChars)
 	}
-	return nil
+	return ops, nil
 }
 
 // presence publishes the sender's cursor on core NATS, stamped with its
