@@ -103,9 +103,18 @@ func cmpKeys(a, b key) int {
 	if a.prefix == b.prefix {
 		return a.last.cmp(b.last)
 	}
+	return cmpDistinct(a, b)
+}
+
+// cmpDistinct is cmpKeys in one pass over the prefixes, for keys that rarely share their prefix
+// string (a search down the tree): it skips the equality test that makes a shared prefix cheap.
+func cmpDistinct(a, b key) int {
 	n := min(len(a.prefix), len(b.prefix))
 	if c := cmpBytes(a.prefix[:n], b.prefix[:n]); c != 0 {
 		return c
+	}
+	if len(a.prefix) == len(b.prefix) {
+		return a.last.cmp(b.last)
 	}
 	// One prefix is a proper prefix of the other: compare the shorter key's last level with
 	// the longer one's level there; if they are equal the shorter key is a prefix of the longer.

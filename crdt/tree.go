@@ -317,7 +317,7 @@ func (t *tree) findSlow(k key) (spot, bool) {
 	lo, hi := 0, len(l.runs)
 	for lo < hi {
 		m := int(uint(lo+hi) >> 1)
-		if cmpKeys(l.runs[m].lastKey(), k) < 0 {
+		if cmpDistinct(l.runs[m].lastKey(), k) < 0 {
 			lo = m + 1
 		} else {
 			hi = m
@@ -346,7 +346,7 @@ func (t *tree) findLeaf(k key) *node {
 		lo, hi := 1, len(n.firsts)
 		for lo < hi {
 			m := int(uint(lo+hi) >> 1)
-			if cmpKeys(n.firsts[m], k) <= 0 {
+			if cmpDistinct(n.firsts[m], k) <= 0 {
 				lo = m + 1
 			} else {
 				hi = m
