@@ -2,7 +2,7 @@
 // (the list and version are written in by scripts/build.mjs) and serves it
 // cache-first; a navigation falls back to the cached page. API calls and the
 // WebSocket always go to the network.
-const VERSION = '161eea080bd77385'
+const VERSION = 'ce5df7667510ff7a'
 const PRECACHE = [
  "/",
  "/assets/index-Be_E0sOu.js",
