@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"io"
 	"slices"
+	"sync"
 	"unicode/utf8"
 )
 
@@ -96,8 +97,9 @@ func (d *Doc) AppendSnapshot(dst []byte) []byte {
 		held = append(held, opBuf...)
 	}
 
-	var body bytes.Buffer
-	w, _ := flate.NewWriter(&body, flate.DefaultCompression)
+	out := &appender{b: append(dst, snapshotVersion)}
+	w := compressors.Get().(*flate.Writer)
+	w.Reset(out)
 	var hdr []byte
 	hdr = binary.AppendUvarint(hdr, uint64(n))
 	w.Write(hdr)
@@ -106,8 +108,28 @@ func (d *Doc) AppendSnapshot(dst []byte) []byte {
 		w.Write(col)
 	}
 	w.Close()
-	dst = append(dst, snapshotVersion)
-	return append(dst, body.Bytes()...)
+	dst, out.b = out.b, nil // the pooled compressor keeps out, not the snapshot
+	compressors.Put(w)
+	return dst
+}
+
+// compressors and decompressors are reused: a DEFLATE compressor holds about a megabyte of
+// tables, which encoding a small document's state would otherwise allocate every time. The
+// pools change no result; they only save allocations.
+var (
+	compressors = sync.Pool{New: func() any {
+		w, _ := flate.NewWriter(nil, flate.DefaultCompression)
+		return w
+	}}
+	decompressors = sync.Pool{New: func() any { return flate.NewReader(bytes.NewReader(nil)) }}
+)
+
+// appender is an io.Writer that appends to b.
+type appender struct{ b []byte }
+
+func (a *appender) Write(p []byte) (int, error) {
+	a.b = append(a.b, p...)
+	return len(p), nil
 }
 
 func sortedKeys[V any](m map[SiteID]V) []SiteID {
@@ -129,8 +151,11 @@ func LoadSnapshot(data []byte, site SiteID, rng Rand, opts ...Option) (*Doc, err
 	if data[0] != snapshotVersion {
 		return nil, invalidf(CodeBadVersion, "snapshot version %d, want %d", data[0], snapshotVersion)
 	}
-	fr := flate.NewReader(bytes.NewReader(data[1:]))
+	fr := decompressors.Get().(io.ReadCloser)
+	fr.(flate.Resetter).Reset(bytes.NewReader(data[1:]), nil)
 	body, err := io.ReadAll(io.LimitReader(fr, MaxSnapshotBytes+1))
+	fr.(flate.Resetter).Reset(bytes.NewReader(nil), nil)
+	decompressors.Put(fr)
 	if err != nil {
 		return nil, invalidf(CodeTruncated, "snapshot body: %v", err)
 	}

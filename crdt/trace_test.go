@@ -273,3 +273,22 @@ func BenchmarkRemote(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkSnapshotSmall encodes and decodes the state of a small document, as a projector
+// does for every document an interval touches.
+func BenchmarkSnapshotSmall(b *testing.B) {
+	d := crdt.New(1, rand.NewPCG(1, 1))
+	for i := range 1000 {
+		if _, err := d.Insert(i, "x"); err != nil {
+			b.Fatal(err)
+		}
+	}
+	var snap []byte
+	b.ReportAllocs()
+	for b.Loop() {
+		snap = d.AppendSnapshot(snap[:0])
+		if _, err := crdt.LoadSnapshot(snap, 2, rand.NewPCG(2, 2)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
