@@ -147,33 +147,42 @@ func BenchmarkTraces(b *testing.B) {
 			wire = append(wire, crdt.AppendOp(nil, &op))
 		}
 		b.Run(name, func(b *testing.B) {
-			var base, local, remote, enc, dec time.Duration
+			var base, local, remote, wired, enc, dec time.Duration
 			var snap []byte
 			for b.Loop() {
 				t0 := cputime.Now()
 				if err := tr.Replay(new(baseline.Buffer)); err != nil {
 					b.Fatal(err)
 				}
-				t1 := cputime.Now()
+				base += cputime.Since(t0)
+
+				t0 = cputime.Now()
 				doc := replaySending(b, tr)
-				t2 := cputime.Now()
-				ops := make([]crdt.Op, len(wire))
-				for i, w := range wire {
+				local += cputime.Since(t0)
+
+				ops := replayLocal(b, tr).ops // the same ops again: the replay is deterministic
+				t0 = cputime.Now()
+				applyAll(b, ops)
+				remote += cputime.Since(t0)
+
+				for i, w := range wire { // as a receiving editor holds them
 					var err error
 					if ops[i], err = crdt.DecodeOp(w); err != nil {
 						b.Fatal(err)
 					}
 				}
-				t3 := cputime.Now()
+				t0 = cputime.Now()
 				applyAll(b, ops)
-				t4 := cputime.Now()
+				wired += cputime.Since(t0)
+
+				t0 = cputime.Now()
 				snap = doc.AppendSnapshot(snap[:0])
-				t5 := cputime.Now()
+				enc += cputime.Since(t0)
+				t0 = cputime.Now()
 				if _, err := crdt.LoadSnapshot(snap, 9, rand.NewPCG(1, 1)); err != nil {
 					b.Fatal(err)
 				}
-				t6 := cputime.Now()
-				base, local, remote, enc, dec = base+(t1-t0), local+(t2-t1), remote+(t4-t3), enc+(t5-t4), dec+(t6-t5)
+				dec += cputime.Since(t0)
 			}
 			n := float64(b.N)
 			ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 / n }
@@ -182,6 +191,7 @@ func BenchmarkTraces(b *testing.B) {
 			b.ReportMetric(ms(remote), "remote-ms")
 			b.ReportMetric(float64(local)/float64(base), "local/baseline")
 			b.ReportMetric(float64(remote)/float64(base), "remote/baseline")
+			b.ReportMetric(float64(wired)/float64(base), "wire/baseline")
 			b.ReportMetric(ms(enc), "snap-enc-ms")
 			b.ReportMetric(ms(dec), "snap-dec-ms")
 			b.ReportMetric(float64(dec)/float64(remote), "decode/remote")
