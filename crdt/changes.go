@@ -27,20 +27,32 @@ func runeString(r rune) string {
 	return string(r)
 }
 
-func (c *changes) add(kind ChangeKind, pos int, r rune) {
-	if n := len(c.list); n > c.base {
-		last := &c.list[n-1]
-		if last.Kind == kind && ((kind == Inserted && pos == last.Index+c.count) ||
-			(kind == Deleted && pos == last.Index)) {
-			if !c.multi {
-				c.buf = append(c.buf[:0], last.Text...)
-				c.multi = true
-			}
-			c.buf = utf8.AppendRune(c.buf, r)
-			c.count++
-			return
+// continuing reports whether a change of kind at pos continues the last one. If it does, buf
+// holds the last change's text for the caller to extend; if not, the last change is finished.
+func (c *changes) continuing(kind ChangeKind, pos int) bool {
+	n := len(c.list)
+	if n <= c.base {
+		return false
+	}
+	last := &c.list[n-1]
+	if last.Kind == kind && ((kind == Inserted && pos == last.Index+c.count) ||
+		(kind == Deleted && pos == last.Index)) {
+		if !c.multi {
+			c.buf = append(c.buf[:0], last.Text...)
+			c.multi = true
 		}
-		c.finish()
+		return true
+	}
+	c.finish()
+	return false
+}
+
+// add records that r was inserted or removed at pos.
+func (c *changes) add(kind ChangeKind, pos int, r rune) {
+	if c.continuing(kind, pos) {
+		c.buf = utf8.AppendRune(c.buf, r)
+		c.count++
+		return
 	}
 	c.list = append(c.list, Change{Kind: kind, Index: pos, Text: runeString(r)})
 	c.count = 1
@@ -52,28 +64,14 @@ func (c *changes) addElems(kind ChangeKind, pos int, es []elem) {
 		c.add(kind, pos, es[0].r)
 		return
 	}
-	if n := len(c.list); n > c.base {
-		last := &c.list[n-1]
-		if last.Kind == kind && ((kind == Inserted && pos == last.Index+c.count) ||
-			(kind == Deleted && pos == last.Index)) {
-			if !c.multi {
-				c.buf = append(c.buf[:0], last.Text...)
-				c.multi = true
-			}
-			for _, e := range es {
-				c.buf = utf8.AppendRune(c.buf, e.r)
-			}
-			c.count += len(es)
-			return
-		}
-		c.finish()
+	if !c.continuing(kind, pos) {
+		c.list = append(c.list, Change{Kind: kind, Index: pos})
+		c.buf, c.multi, c.count = c.buf[:0], true, 0
 	}
-	c.buf = c.buf[:0]
 	for _, e := range es {
 		c.buf = utf8.AppendRune(c.buf, e.r)
 	}
-	c.list = append(c.list, Change{Kind: kind, Index: pos})
-	c.multi, c.count = true, len(es)
+	c.count += len(es)
 }
 
 // addText records that text (count code points) was inserted or removed at pos.
@@ -83,19 +81,10 @@ func (c *changes) addText(kind ChangeKind, pos int, text string, count int) {
 		c.add(kind, pos, r)
 		return
 	}
-	if n := len(c.list); n > c.base {
-		last := &c.list[n-1]
-		if last.Kind == kind && ((kind == Inserted && pos == last.Index+c.count) ||
-			(kind == Deleted && pos == last.Index)) {
-			if !c.multi {
-				c.buf = append(c.buf[:0], last.Text...)
-				c.multi = true
-			}
-			c.buf = append(c.buf, text...)
-			c.count += count
-			return
-		}
-		c.finish()
+	if c.continuing(kind, pos) {
+		c.buf = append(c.buf, text...)
+		c.count += count
+		return
 	}
 	c.list = append(c.list, Change{Kind: kind, Index: pos, Text: text})
 	c.count = count

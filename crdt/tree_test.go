@@ -115,17 +115,22 @@ func checkTree(t *testing.T, tr *tree) {
 	}
 }
 
+// seeded returns a generator with a fresh seed, which the test prints if it fails.
+func seeded(t *testing.T, stream uint64) (*rand.Rand, uint64) {
+	seed := uint64(rand.Int64())
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("seed %d", seed)
+		}
+	})
+	return rand.New(rand.NewPCG(seed, stream)), seed
+}
+
 // TestTreeInvariants edits replicas through every path of the tree (typing bursts that grow
 // runs, inserts and deletes inside runs that split them, range deletes across runs and leaves,
 // remote ops found by identifier, bulk build) and checks every invariant along the way.
 func TestTreeInvariants(t *testing.T) {
-	seed := uint64(rand.Int64())
-	rng := rand.New(rand.NewPCG(seed, 9))
-	defer func() {
-		if t.Failed() {
-			t.Logf("seed %d", seed)
-		}
-	}()
+	rng, seed := seeded(t, 9)
 	a := New(1, rand.NewPCG(seed, 1))
 	b := New(2, rand.NewPCG(seed, 2))
 	for step := range 20000 {
@@ -192,13 +197,7 @@ func TestAllocDeterministicStrategy(t *testing.T) {
 // TestAllocNextAgreesWithAlloc checks allocNext's shortcut: whenever it answers, it answers
 // what alloc would, with the same randomness, the same identifier and the same room left.
 func TestAllocNextAgreesWithAlloc(t *testing.T) {
-	seed := uint64(rand.Int64())
-	rng := rand.New(rand.NewPCG(seed, 3))
-	defer func() {
-		if t.Failed() {
-			t.Logf("seed %d", seed)
-		}
-	}()
+	rng, seed := seeded(t, 3)
 	d := New(1, rand.NewPCG(seed, 4))
 	for range 3000 {
 		if _, err := d.Insert(rng.IntN(d.Len()+1), "abcdefgh"[:1+rng.IntN(8)]); err != nil {

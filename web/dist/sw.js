@@ -2,7 +2,7 @@
 // (the list and version are written in by scripts/build.mjs) and serves it
 // cache-first; a navigation falls back to the cached page. API calls and the
 // WebSocket always go to the network.
-const VERSION = '61a37d68b2a27766'
+const VERSION = 'e9ea2535111854d2'
 const PRECACHE = [
  "/",
  "/assets/index-Be_E0sOu.js",
