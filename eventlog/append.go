@@ -598,7 +598,14 @@ func parseLastSeq(desc string) (uint64, error) {
 func (st *docState) loadLocked(ctx context.Context, l *Log) error {
 	rctx, cancel := l.reqCtx(ctx)
 	defer cancel()
-	e, err := l.kv.Get(rctx, st.id)
+	// A bucket just created in a cluster may not answer for a moment (no responders): such
+	// errors are retried within the request's time.
+	var e jetstream.KeyValueEntry
+	err := retryTransient(rctx, func() error {
+		var gerr error
+		e, gerr = l.kv.Get(rctx, st.id)
+		return gerr
+	})
 	switch {
 	case errors.Is(err, jetstream.ErrKeyNotFound):
 		st.m, st.kvRev = newMarks(), 0
