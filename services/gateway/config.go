@@ -41,7 +41,12 @@ type Config struct {
 	// PresenceSubject is the prefix of the core NATS subjects presence travels
 	// on: <prefix>.<docID>. Default "palimpsest.presence".
 	PresenceSubject string
-	Limits          Limits
+	// PresenceTTL is how long a user's presence lasts without news from its
+	// gateway. Every gateway repeats its users' presence a third of it apart,
+	// so a user whose gateway died without saying "gone" disappears from the
+	// others' after at most this long. Default 30 s.
+	PresenceTTL time.Duration
+	Limits      Limits
 	// BatchThreshold: when fewer ops than this wait for the log, they are
 	// appended batch by batch, else every document's in one atomic batch (see
 	// committer). Default 8; 1 always batches.
@@ -99,6 +104,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.PresenceSubject == "" {
 		c.PresenceSubject = "palimpsest.presence"
+	}
+	if c.PresenceTTL <= 0 {
+		c.PresenceTTL = 30 * time.Second
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

@@ -50,6 +50,10 @@ type conn struct {
 	graceful  bool
 	closing   chan struct{} // closed by closeWith
 	inflight  sync.WaitGroup
+	// anchor and head are the user's latest cursor, which repeatPresence
+	// publishes again while present.
+	anchor, head []byte
+	present      bool
 
 	acks       chan pendingAck
 	ackerDone  chan struct{}
@@ -244,6 +248,9 @@ func (c *conn) finish() {
 	c.closeWith(schemas.CloseNormal, nil, true)
 	if c.hub != nil {
 		c.hub.leave(c)
+		c.mu.Lock()
+		c.present = false
+		c.mu.Unlock()
 		c.publishPresence(nil, nil, true)
 		c.g.release(c.hub)
 		c.g.metrics.connections.Dec()

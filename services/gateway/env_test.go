@@ -34,6 +34,8 @@ type env struct {
 	snaps   gateway.SnapshotSource
 	sndbuf  int // when set, the socket send buffer of every accepted connection
 	origins []string
+	// presenceTTL, when set, is the gateway's Config.PresenceTTL.
+	presenceTTL time.Duration
 
 	natsPort int
 	addr     string
@@ -82,7 +84,7 @@ func (e *env) start() {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gw, err := gateway.New(gateway.Config{Log: l, NATS: nc, Sites: sites, Verifier: v, Limits: e.limits, Snapshots: e.snaps, Origins: e.origins,
+	gw, err := gateway.New(gateway.Config{Log: l, NATS: nc, Sites: sites, Verifier: v, Limits: e.limits, Snapshots: e.snaps, Origins: e.origins, PresenceTTL: e.presenceTTL,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)

@@ -13,6 +13,7 @@ import (
 	"github.com/palimpsest-editor/palimpsest/client"
 	"github.com/palimpsest-editor/palimpsest/crdt"
 	"github.com/palimpsest-editor/palimpsest/schemas"
+	"github.com/palimpsest-editor/palimpsest/services/auth/authtest"
 	"github.com/palimpsest-editor/palimpsest/services/gateway"
 )
 
@@ -58,6 +59,73 @@ func TestPresence(t *testing.T) {
 	}
 	if n := len(e.logEvents(doc)); n != 1 {
 		t.Errorf("the log has %d events, want 1: presence must not be logged", n)
+	}
+}
+
+// A user whose gateway died without saying "gone" vanishes from the others'
+// view after the presence TTL, while a user of a live gateway stays: its
+// gateway repeats the presence, and a newcomer long after still gets it.
+func TestPresenceExpiresWithItsGateway(t *testing.T) {
+	e := &env{t: t, dir: t.TempDir(), iss: authtest.EdDSAIssuer(t, "k1"), natsPort: -1, addr: "127.0.0.1:0",
+		presenceTTL: 300 * time.Millisecond}
+	e.start()
+	t.Cleanup(e.stop)
+	const doc = "presence-ttl"
+	ctx := ctxTimeout(t, 30*time.Second)
+	got := make(chan schemas.PresenceUpdate, 64)
+	a := e.client(doc, "ada", client.Config{})
+	b := e.client(doc, "bob", client.Config{OnPresence: func(p schemas.PresenceUpdate) { got <- p }})
+	if _, err := a.Insert(0, "hello"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.WaitSynced(ctx); err != nil {
+		t.Fatal(err)
+	}
+	_, _, last := e.replay(doc)
+	if err := b.WaitSeq(ctx, last); err != nil {
+		t.Fatal(err)
+	}
+	a.SetCursor(1, 3)
+
+	// Another gateway's user, published once as that gateway would, then
+	// never again: the gateway is gone.
+	const ghost = 0xdead
+	frame, err := schemas.AppendFrame(nil, schemas.FramePresenceUpdate, &schemas.PresenceUpdate{Site: ghost, User: "ghost"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.nc.Publish("palimpsest.presence."+doc, frame); err != nil {
+		t.Fatal(err)
+	}
+	var sawGhost, sawAda bool
+	for expired := false; !expired; {
+		var p schemas.PresenceUpdate
+		select {
+		case p = <-got:
+		case <-ctx.Done():
+			t.Fatalf("no gone update for the ghost (seen: ghost %v, ada %v)", sawGhost, sawAda)
+		}
+		switch {
+		case p.Site == a.Site() && p.Gone:
+			t.Fatal("ada's presence expired though her gateway is alive")
+		case p.Site == a.Site():
+			sawAda = true
+		case p.Site == ghost && !p.Gone:
+			sawGhost = true
+		case p.Site == ghost && p.Gone:
+			expired = sawGhost
+		}
+	}
+	// Long past the TTL, a newcomer still learns of ada, and not of the ghost.
+	late := make(chan schemas.PresenceUpdate, 16)
+	e.client(doc, "cyd", client.Config{OnPresence: func(p schemas.PresenceUpdate) { late <- p }})
+	select {
+	case p := <-late:
+		if p.Site != a.Site() || p.Gone {
+			t.Fatalf("the newcomer's first presence is %+v, want ada's", p)
+		}
+	case <-ctx.Done():
+		t.Fatal("the newcomer never learnt of ada")
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/gorilla/websocket"
 
@@ -24,14 +25,16 @@ type Gateway struct {
 	committer *committer
 
 	draining atomic.Bool
+	stop     chan struct{} // closed by Drain: ends presenceLoop
+	stopOnce sync.Once
 	mu       sync.Mutex
 	hubs     map[string]*hub
 	conns    map[*conn]struct{}
 	wg       sync.WaitGroup // connections
 }
 
-// New returns a gateway. Its one goroutine, the log committer, ends with
-// Drain.
+// New returns a gateway. Its two goroutines, the log committer and the
+// presence loop, end with Drain.
 func New(cfg Config) (*Gateway, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
@@ -47,8 +50,10 @@ func New(cfg Config) (*Gateway, error) {
 		hubs:    map[string]*hub{},
 		conns:   map[*conn]struct{}{},
 	}
+	g.stop = make(chan struct{})
 	g.committer = newCommitter(g)
 	go g.committer.run()
+	go g.presenceLoop()
 	g.up = websocket.Upgrader{
 		ReadBufferSize:  4096,
 		WriteBufferSize: 512, // The server writes frames itself (wsframe.go).
@@ -60,6 +65,38 @@ func New(cfg Config) (*Gateway, error) {
 }
 
 func (g *Gateway) presenceSubject(doc string) string { return g.cfg.PresenceSubject + "." + doc }
+
+// presenceLoop repeats the presence of this gateway's users a third of
+// PresenceTTL apart, and forgets in every hub the users whose gateway has not
+// repeated theirs for PresenceTTL (it died without saying they left).
+func (g *Gateway) presenceLoop() {
+	t := time.NewTicker(g.cfg.PresenceTTL / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-g.stop:
+			return
+		case <-t.C:
+		}
+		g.mu.Lock()
+		conns := make([]*conn, 0, len(g.conns))
+		for c := range g.conns {
+			conns = append(conns, c)
+		}
+		hubs := make([]*hub, 0, len(g.hubs))
+		for _, h := range g.hubs {
+			hubs = append(hubs, h)
+		}
+		g.mu.Unlock()
+		for _, c := range conns {
+			c.repeatPresence()
+		}
+		cutoff := g.cfg.Now().Add(-g.cfg.PresenceTTL)
+		for _, h := range hubs {
+			h.expirePresence(cutoff)
+		}
+	}
+}
 
 // ServeHTTP upgrades a request to a WebSocket connection and serves it until
 // it closes. Before the upgrade it refuses, with an HTTP error and a JSON body
@@ -157,5 +194,6 @@ func (g *Gateway) Drain(ctx context.Context) error {
 	}
 	g.mu.Unlock()
 	g.committer.close()
+	g.stopOnce.Do(func() { close(g.stop) })
 	return nil
 }

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -33,12 +34,17 @@ type hub struct {
 	mu       sync.Mutex
 	refs     int // connections joined or joining
 	conns    map[*conn]struct{}
-	last     uint64      // sequence of the last event fanned out, or the head at start
-	skipped  uint64      // sequence of the last undecodable event, skipped
-	ring     []ringEntry // the most recent events, oldest first
-	chars    int64       // the document's length in code points, from the ops' headers
-	presence map[uint32]*frame
+	last     uint64                   // sequence of the last event fanned out, or the head at start
+	skipped  uint64                   // sequence of the last undecodable event, skipped
+	ring     []ringEntry              // the most recent events, oldest first
+	chars    int64                    // the document's length in code points, from the ops' headers
+	presence map[uint32]presenceEntry // the latest of each site, and when it came
 	idle     *time.Timer
+}
+
+type presenceEntry struct {
+	f  *frame
+	at time.Time
 }
 
 type ringEntry struct {
@@ -54,7 +60,7 @@ func (g *Gateway) acquire(ctx context.Context, doc string) (*hub, error) {
 	if h == nil {
 		hctx, cancel := context.WithCancel(context.Background())
 		h = &hub{g: g, doc: doc, ctx: hctx, cancel: cancel, ready: make(chan struct{}), done: make(chan struct{}),
-			conns: map[*conn]struct{}{}, presence: map[uint32]*frame{}}
+			conns: map[*conn]struct{}{}, presence: map[uint32]presenceEntry{}}
 		g.hubs[doc] = h
 		g.metrics.documents.Inc()
 		go h.run()
@@ -278,9 +284,9 @@ func (h *hub) join(c *conn, last uint64, w schemas.Welcome) error {
 
 func (h *hub) addLocked(c *conn) {
 	h.conns[c] = struct{}{}
-	for site, f := range h.presence {
+	for site, p := range h.presence {
 		if site != c.site {
-			c.send(f)
+			c.send(p.f)
 		}
 	}
 }
@@ -317,11 +323,38 @@ func (h *hub) onPresence(m *nats.Msg) {
 	if pu.Gone {
 		delete(h.presence, pu.Site)
 	} else {
-		h.presence[pu.Site] = f
+		old, ok := h.presence[pu.Site]
+		h.presence[pu.Site] = presenceEntry{f: f, at: h.g.cfg.Now()}
+		if ok && bytes.Equal(old.f.b, f.b) {
+			return // a repeat that keeps the presence alive: nothing new to show
+		}
 	}
+	h.fanOutPresenceLocked(pu.Site, f)
+}
+
+func (h *hub) fanOutPresenceLocked(site uint32, f *frame) {
 	for c := range h.conns {
-		if c.site != pu.Site {
+		if c.site != site {
 			c.send(f)
 		}
+	}
+}
+
+// expirePresence forgets the sites whose presence is older than cutoff (their
+// gateway stopped repeating it: it died without saying "gone") and tells the
+// local connections they are gone.
+func (h *hub) expirePresence(cutoff time.Time) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for site, p := range h.presence {
+		if !p.at.Before(cutoff) {
+			continue
+		}
+		delete(h.presence, site)
+		b, err := schemas.AppendFrame(nil, schemas.FramePresenceUpdate, &schemas.PresenceUpdate{Site: site, Gone: true})
+		if err != nil {
+			continue
+		}
+		h.fanOutPresenceLocked(site, &frame{b: append(wsHeader(make([]byte, 0, len(b)+10), opBinary, len(b)), b...)})
 	}
 }

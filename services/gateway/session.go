@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/palimpsest-editor/palimpsest/crdt"
@@ -267,7 +268,21 @@ func (c *conn) presence(p schemas.Presence) {
 			return
 		}
 	}
+	c.mu.Lock()
+	c.anchor, c.head, c.present = slices.Clone(p.Anchor), slices.Clone(p.Head), true
+	c.mu.Unlock()
 	c.publishPresence(p.Anchor, p.Head, false)
+}
+
+// repeatPresence publishes the connection's presence again, if it has one, so
+// that other gateways keep it (Config.PresenceTTL).
+func (c *conn) repeatPresence() {
+	c.mu.Lock()
+	anchor, head, present := c.anchor, c.head, c.present
+	c.mu.Unlock()
+	if present {
+		c.publishPresence(anchor, head, false)
+	}
 }
 
 func (c *conn) publishPresence(anchor, head []byte, gone bool) {
