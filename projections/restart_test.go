@@ -2,9 +2,12 @@ package projections_test
 
 import (
 	"fmt"
+	"net/url"
+	"strconv"
 	"testing"
 	"time"
 
+	"github.com/palimpsest-editor/palimpsest/eventlog"
 	"github.com/palimpsest-editor/palimpsest/internal/harness"
 	"github.com/palimpsest-editor/palimpsest/projections"
 	"github.com/palimpsest-editor/palimpsest/projections/redisread"
@@ -71,4 +74,45 @@ func TestServerRestarts(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestNATSRestart restarts the NATS server under a running projector whose
+// state lives in Postgres. The partition consumers keep their delivery state
+// in memory, so the restart loses them: the projector must notice, reopen
+// them at its checkpoints and fold every event exactly once.
+func TestNATSRestart(t *testing.T) {
+	dir := t.TempDir()
+	srv, err := eventlog.StartServer(eventlog.ServerConfig{DataDir: dir, Port: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := url.Parse(srv.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	port, _ := strconv.Atoi(u.Port())
+	t.Cleanup(func() { srv.Shutdown() })
+	l := connect(t, srv.ClientURL(), logConfig(3))
+	ctx := ctxT(t, 3*time.Minute)
+	pg := openPG(t, harness.SharedPostgres(t).NewDatabase(t))
+	p, err := projections.New(projections.Config{Log: l, State: pg, BatchSize: 40, LeaseTTL: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, p)
+	w := newWriter(t, l, 9)
+	for d := range 6 {
+		w.edit(ctx, fmt.Sprintf("n%d", d), 30)
+	}
+	waitState(t, pg, refFold(t, l), time.Minute)
+
+	srv.Shutdown()
+	srv, err = eventlog.StartServer(eventlog.ServerConfig{DataDir: dir, Port: port})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for d := range 6 {
+		w.edit(ctx, fmt.Sprintf("n%d", d), 30)
+	}
+	waitState(t, pg, refFold(t, l), 2*time.Minute)
 }
