@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/palimpsest-editor/palimpsest/eventlog"
+	"github.com/palimpsest-editor/palimpsest/internal/cputime"
 )
 
 // The benchmarks run on one embedded server (file store, sync always) over
@@ -173,4 +174,65 @@ func BenchmarkReplay(b *testing.B) {
 		ours += time.Since(start)
 	}
 	report(b, ours, raw, n*b.N)
+}
+
+// BenchmarkRawAppendCPU is the floor under the gateway's CPU per op (issue
+// 4): the process's CPU time (server and client, both in this process) per
+// message for raw js.Publish on the sync-always file store, with nothing of
+// Palimpsest in the path. "serial" waits for each ack before the next publish
+// (each message its own write and fsync); "20docs" has 20 publishers, one a
+// subject, each waiting for its own acks, as 20 documents typing; "batch10"
+// is the log's atomic batches of 10 ops.
+func BenchmarkRawAppendCPU(b *testing.B) {
+	for _, writers := range []int{1, 20} {
+		name := "serial"
+		if writers > 1 {
+			name = fmt.Sprintf("%ddocs", writers)
+		}
+		b.Run(name, func(b *testing.B) {
+			_, js, rawSubj := benchSetup(b)
+			ctx := context.Background()
+			var wg sync.WaitGroup
+			errs := make(chan error, writers)
+			b.ResetTimer()
+			cpu := cputime.Now()
+			for w := range writers {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for i := w; i < b.N; i += writers {
+						if _, err := js.Publish(ctx, fmt.Sprintf("%s%d", rawSubj, w), payload); err != nil {
+							errs <- err
+							return
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			used := cputime.Since(cpu)
+			close(errs)
+			if err := <-errs; err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric(float64(used.Microseconds())/float64(b.N), "cpu-µs/op")
+		})
+	}
+	// The log's own atomic batches of 10 ops, one document: one staging and
+	// one fsync per 10 messages, as the gateway's committer does a round.
+	b.Run("batch10", func(b *testing.B) {
+		l, _, _ := benchSetup(b)
+		ctx := context.Background()
+		ops := make([]eventlog.Op, 10)
+		b.ResetTimer()
+		cpu := cputime.Now()
+		for i := 0; i < b.N; i += len(ops) {
+			for k := range ops {
+				ops[k] = eventlog.Op{Site: 1, Counter: uint32(i + k + 1), Payload: payload}
+			}
+			if _, err := l.Append(ctx, "cpu", eventlog.Any, ops...); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(cputime.Since(cpu).Microseconds())/float64(b.N), "cpu-µs/op")
+	})
 }
