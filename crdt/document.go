@@ -166,29 +166,36 @@ func (d *Doc) Pending() (heldOps, heldDeletes int) {
 
 // Insert inserts text at code-point position pos and returns the op to send. Empty text
 // returns the zero Op. On error the document is unchanged.
-func (d *Doc) Insert(pos int, text string) (Op, error) {
+func (d *Doc) Insert(pos int, text string) (op Op, err error) {
+	// A wrapper small enough to inline: the op is written where the caller keeps it, not
+	// copied out of a result slot just written (which stalls the copy's loads).
+	err = d.insert(&op, pos, text)
+	return op, err
+}
+
+func (d *Doc) insert(op *Op, pos int, text string) error {
 	if pos < 0 || pos > d.Len() {
-		return Op{}, invalidf(CodeRange, "insert at %d outside [0,%d]", pos, d.Len())
+		return invalidf(CodeRange, "insert at %d outside [0,%d]", pos, d.Len())
 	}
 	if !utf8.ValidString(text) {
-		return Op{}, invalidf(CodeBadText, "insert text is not valid UTF-8")
+		return invalidf(CodeBadText, "insert text is not valid UTF-8")
 	}
 	n := utf8.RuneCountInString(text)
 	if n == 0 {
-		return Op{}, nil
+		return nil
 	}
 	if n > MaxOpElements {
-		return Op{}, invalidf(CodeTooLarge, "insert of %d code points over %d", n, MaxOpElements)
+		return invalidf(CodeTooLarge, "insert of %d code points over %d", n, MaxOpElements)
 	}
 	first := d.own + 1
 	if uint64(first)+uint64(n)-1 > math.MaxUint32 {
-		return Op{}, invalidf(CodeExhausted, "site %d has no counters left", d.site)
+		return invalidf(CodeExhausted, "site %d has no counters left", d.site)
 	}
 	var at spot
 	var prev, next key
 	if d.elems.root != nil {
 		at = d.elems.gapAt(pos)
-		prev, next = at.before(), at.after()
+		prev = at.before()
 	}
 	var room int64
 	if pos == d.typedAt {
@@ -199,19 +206,28 @@ func (d *Doc) Insert(pos int, text string) (Op, error) {
 		k, left, ok := allocNext(prev, room, d.site, first, d.boundary, d.rng)
 		if !ok {
 			var err error
+			if at.l != nil {
+				next = at.after()
+			}
 			if k, left, err = alloc(prev, next, d.site, first, d.boundary, d.rng); err != nil {
-				return Op{}, err
+				return err
 			}
 		}
+		// The op's fields (op is zero) are written first, one by one: the caller reads them
+		// back soon after, which is cheaper when the stores are done and of the same sizes.
+		op.Kind, op.Site, op.Counter, op.Text, op.one, op.checked = OpInsert, d.site, first, text, k, true
 		r, _ := utf8.DecodeRuneInString(text)
 		dg, rs := [1]uint32{k.last.digit}, [1]rune{r}
 		d.elems.insertRun(at, pos, k.prefix, k.last.site, k.last.counter, dg[:], rs[:])
 		d.own = first
 		d.typedAt, d.typedRoom = pos+1, left
-		return Op{Kind: OpInsert, Site: d.site, Counter: first, Text: text, one: k, checked: true}, nil
+		return nil
 	}
 	// Allocate every identifier first, so that an error leaves the document unchanged. They
 	// come in stretches that share a prefix (runs), kept as the digits and where each starts.
+	if at.l != nil {
+		next = at.after()
+	}
 	digits, starts := d.digits[:0], d.starts[:0]
 	var few [4]string
 	prefixes := few[:0] // one for each stretch; rarely more than a few
@@ -221,7 +237,7 @@ func (d *Doc) Insert(pos int, text string) (Op, error) {
 		if !ok {
 			var err error
 			if k, left, err = alloc(prev, next, d.site, c, d.boundary, d.rng); err != nil {
-				return Op{}, err
+				return err
 			}
 		}
 		if i == 0 || !ok && !continues(prev, k) {
@@ -246,25 +262,39 @@ func (d *Doc) Insert(pos int, text string) (Op, error) {
 	}
 	d.own = first + uint32(n) - 1
 	d.typedAt, d.typedRoom = pos+n, room
-	return b.op(OpInsert, d.site, first, text), nil
+	*op = b.op(OpInsert, d.site, first, text)
+	return nil
 }
 
 // Delete removes n code points from position pos and returns the op to send. n == 0 returns
 // the zero Op. On error the document is unchanged.
-func (d *Doc) Delete(pos, n int) (Op, error) {
+func (d *Doc) Delete(pos, n int) (op Op, err error) {
+	err = d.delete(&op, pos, n)
+	return op, err
+}
+
+func (d *Doc) delete(op *Op, pos, n int) error {
 	if pos < 0 || n < 0 || pos+n > d.Len() {
-		return Op{}, invalidf(CodeRange, "delete [%d,%d) outside [0,%d)", pos, pos+n, d.Len())
+		return invalidf(CodeRange, "delete [%d,%d) outside [0,%d)", pos, pos+n, d.Len())
 	}
 	if n == 0 {
-		return Op{}, nil
+		return nil
 	}
 	if n > MaxOpElements {
-		return Op{}, invalidf(CodeTooLarge, "delete of %d code points over %d", n, MaxOpElements)
+		return invalidf(CodeTooLarge, "delete of %d code points over %d", n, MaxOpElements)
 	}
 	if d.own == math.MaxUint32 {
-		return Op{}, invalidf(CodeExhausted, "site %d has no counters left", d.site)
+		return invalidf(CodeExhausted, "site %d has no counters left", d.site)
 	}
 	d.typedRoom = 0
+	if n == 1 {
+		// One element (backspace, delete): the op's fields first, as in insert.
+		at := d.elems.elemAt(pos)
+		op.Kind, op.Site, op.Counter, op.one, op.checked = OpDelete, d.site, d.own+1, at.key(), true
+		d.elems.remove(at, pos, 1)
+		d.own++
+		return nil
+	}
 	b := newOpBuilder(n)
 	for left := n; left > 0; {
 		at := d.elems.elemAt(pos)
@@ -275,7 +305,8 @@ func (d *Doc) Delete(pos, n int) (Op, error) {
 		left -= k
 	}
 	d.own++
-	return b.op(OpDelete, d.site, d.own, ""), nil
+	*op = b.op(OpDelete, d.site, d.own, "")
+	return nil
 }
 
 // Apply folds a remote op into the replica and returns what changed in the text.

@@ -144,6 +144,9 @@ func (t *tree) leafAt(pos int, gap bool) (*node, int) {
 
 // elemAt returns the element at position pos, 0 <= pos < len.
 func (t *tree) elemAt(pos int) spot {
+	if h := t.hint; h.l != nil && h.i > 0 && pos == t.hintPos-1 {
+		return spot{h.l, h.ri, h.i - 1} // backspacing
+	}
 	l, off := t.leafAt(pos, false)
 	ri, i := l.elemIn(off)
 	return spot{l, ri, i}
@@ -152,6 +155,9 @@ func (t *tree) elemAt(pos int) spot {
 // gapAt returns the gap where an element inserted at position pos goes, 0 <= pos <= len. The
 // tree must not be empty.
 func (t *tree) gapAt(pos int) spot {
+	if h := t.hint; h.l != nil && h.i > 0 && pos == t.hintPos {
+		return h // typing on: h is the end of a run's elements, as below
+	}
 	l, off := t.leafAt(pos, true)
 	ri, i := l.gapIn(off)
 	return spot{l, ri, i}
