@@ -2,6 +2,7 @@ package crdt
 
 import (
 	"encoding/binary"
+	"math/bits"
 	"strings"
 )
 
@@ -128,6 +129,46 @@ func cmpDistinct(a, b key) int {
 		return c
 	}
 	return 1
+}
+
+// cmpFrom is cmpDistinct for keys whose identifiers are known to agree over their first skip
+// bytes (a search that has narrowed k down to keys between two bounds knows that much: every
+// identifier between them shares with k at least the bytes both bounds share with it). It also
+// returns how many leading bytes the prefixes of a and b share, at least skip and at most the
+// shorter prefix: a lower bound on what their identifiers share.
+func cmpFrom(a, b key, skip int) (c, shared int) {
+	n := min(len(a.prefix), len(b.prefix))
+	o := min(skip, n)
+	for ; o+8 <= n; o += 8 {
+		if x, y := be64(a.prefix[o:]), be64(b.prefix[o:]); x != y {
+			shared = o + bits.LeadingZeros64(x^y)/8
+			if x < y {
+				return -1, shared
+			}
+			return 1, shared
+		}
+	}
+	for ; o < n; o++ {
+		if x, y := a.prefix[o], b.prefix[o]; x != y {
+			if x < y {
+				return -1, o
+			}
+			return 1, o
+		}
+	}
+	switch {
+	case len(a.prefix) == len(b.prefix):
+		return a.last.cmp(b.last), n
+	case len(a.prefix) < len(b.prefix):
+		if c := a.last.cmp(levelOf(b.prefix[n:])); c != 0 {
+			return c, n
+		}
+		return -1, n
+	}
+	if c := levelOf(a.prefix[n:]).cmp(b.last); c != 0 {
+		return c, n
+	}
+	return 1, n
 }
 
 // cmpBytes is strings.Compare for strings of equal length, eight bytes at a time, written so

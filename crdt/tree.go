@@ -104,6 +104,50 @@ type tree struct {
 	// backspacing look here first.
 	hint    spot
 	hintPos int
+	order   prefixOrder // the last two prefixes cmpNear compared
+}
+
+// prefixOrder is how identifiers with prefix a order against identifiers with prefix b, a
+// different prefix: c when the prefixes decide it, else (one prefix extends the other) by the
+// shorter key's last level against lv, the longer prefix's level there.
+type prefixOrder struct {
+	a, b string
+	c    int
+	lv   level
+}
+
+// cmpNear is cmpKeys for keys near the last change, which are compared again and again with
+// the same prefixes (typing before the same element, a remote run applied in pieces): how
+// their prefixes order is remembered. Strings do not change, so it never goes stale.
+func (t *tree) cmpNear(a, b key) int {
+	if a.prefix == b.prefix {
+		return a.last.cmp(b.last)
+	}
+	o := &t.order
+	if o.a != a.prefix || o.b != b.prefix {
+		n := min(len(a.prefix), len(b.prefix))
+		o.a, o.b, o.c = a.prefix, b.prefix, cmpBytes(a.prefix[:n], b.prefix[:n])
+		switch {
+		case o.c != 0:
+		case len(a.prefix) < len(b.prefix):
+			o.lv = levelOf(b.prefix[n:])
+		default:
+			o.lv = levelOf(a.prefix[n:])
+		}
+	}
+	switch {
+	case o.c != 0:
+		return o.c
+	case len(a.prefix) < len(b.prefix):
+		if c := a.last.cmp(o.lv); c != 0 {
+			return c
+		}
+		return -1
+	}
+	if c := o.lv.cmp(b.last); c != 0 {
+		return c
+	}
+	return 1
 }
 
 // spot is an element of the tree, or a gap when i == len(runs[ri].elems).
@@ -237,25 +281,33 @@ func (t *tree) canon(p string) string {
 // k is there. Between two runs the gap is the end of the left one. The tree must not be empty.
 func (t *tree) find(k key) (spot, int, bool) {
 	if h := t.hint; h.l != nil {
-		if b := h.before(); b.none() || cmpKeys(b, k) < 0 {
-			// Typing goes into the gap; deleting forwards takes the element after it.
-			nx := h.after()
-			c := 1
-			if !nx.none() {
-				c = cmpKeys(k, nx)
+		// The element after the gap first: it is compared with the same prefixes again and
+		// again (cmpNear), and a k after it needs no other comparison here.
+		nx := h.after()
+		c := -1 // the gap is at the end
+		if !nx.none() {
+			c = t.cmpNear(k, nx)
+		}
+		if c <= 0 {
+			b := h.before()
+			cb := -1
+			if !b.none() {
+				cb = cmpKeys(b, k)
 			}
 			switch {
-			case c < 0:
+			case cb < 0 && c < 0:
+				// Typing goes into the gap.
 				if h.i == 0 && h.ri > 0 {
 					h = spot{h.l, h.ri - 1, len(h.l.runs[h.ri-1].elems)}
 				}
 				return h, t.hintPos, false
-			case c == 0:
+			case cb < 0:
+				// Deleting forwards takes the element after it.
 				return h.next(), t.hintPos, true
+			case cb == 0 && h.i > 0:
+				// Backspacing takes the element before it.
+				return spot{h.l, h.ri, h.i - 1}, t.hintPos - 1, true
 			}
-		} else if h.i > 0 && cmpKeys(b, k) == 0 {
-			// Backspacing takes the element before it.
-			return spot{h.l, h.ri, h.i - 1}, t.hintPos - 1, true
 		}
 	}
 	s, found := t.findSlow(k)
@@ -264,15 +316,15 @@ func (t *tree) find(k key) (spot, int, bool) {
 
 // findSlow is find without the hint and the position.
 func (t *tree) findSlow(k key) (spot, bool) {
-	l := t.findLeaf(k)
+	l, lcpLo, lcpHi := t.findLeaf(k)
 	// The first run whose last element is not before k holds k or the gap before it.
 	lo, hi := 0, len(l.runs)
 	for lo < hi {
 		m := int(uint(lo+hi) >> 1)
-		if cmpDistinct(l.runs[m].lastKey(), k) < 0 {
-			lo = m + 1
+		if c, s := cmpFrom(l.runs[m].lastKey(), k, min(lcpLo, lcpHi)); c < 0 {
+			lo, lcpLo = m+1, s
 		} else {
-			hi = m
+			hi, lcpHi = m, s
 		}
 	}
 	if lo == len(l.runs) {
@@ -287,26 +339,36 @@ func (t *tree) findSlow(k key) (spot, bool) {
 }
 
 // findLeaf returns the leaf where k is or would go: the last leaf whose first identifier is not
-// after k (the first leaf when k is before everything).
-func (t *tree) findLeaf(k key) *node {
-	if f := t.finger; f != nil && cmpKeys(f.first(), k) <= 0 &&
-		(f.next == nil || cmpKeys(k, f.next.first()) < 0) {
-		return f
+// after k (the first leaf when k is before everything). With it come how many leading bytes k
+// shares with the identifiers that bound the leaf's (at least): the search goes on from there.
+//
+// Identifiers of neighbouring elements share long prefixes, so the searches compare from the
+// bytes that the bounds found so far leave open (see cmpFrom) rather than from the start.
+func (t *tree) findLeaf(k key) (leaf *node, lcpLo, lcpHi int) {
+	if f := t.finger; f != nil {
+		if c, lo := cmpFrom(f.first(), k, 0); c <= 0 {
+			if f.next == nil {
+				return f, lo, 0 // no bound above: nothing known
+			}
+			if c, hi := cmpFrom(f.next.first(), k, 0); c > 0 {
+				return f, lo, hi
+			}
+		}
 	}
 	n := t.root
 	for !n.leaf {
 		lo, hi := 1, len(n.firsts)
 		for lo < hi {
 			m := int(uint(lo+hi) >> 1)
-			if cmpDistinct(n.firsts[m], k) <= 0 {
-				lo = m + 1
+			if c, s := cmpFrom(n.firsts[m], k, min(lcpLo, lcpHi)); c <= 0 {
+				lo, lcpLo = m+1, s
 			} else {
-				hi = m
+				hi, lcpHi = m, s
 			}
 		}
 		n = n.children[lo-1]
 	}
-	return n
+	return n, lcpLo, lcpHi
 }
 
 // search returns the position of k, or where it would be inserted, and whether it is present.

@@ -2,7 +2,7 @@
 // (the list and version are written in by scripts/build.mjs) and serves it
 // cache-first; a navigation falls back to the cached page. API calls and the
 // WebSocket always go to the network.
-const VERSION = '8ee470bed6236f3a'
+const VERSION = '5443b2e7e2e05f2d'
 const PRECACHE = [
  "/",
  "/assets/index-Be_E0sOu.js",
