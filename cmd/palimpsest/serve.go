@@ -45,6 +45,7 @@ type serveConfig struct {
 	projector                       bool
 	projectorInterval               time.Duration
 	partitions, logMaxBatch         int
+	logBatchThreshold               int
 	limits                          gateway.Limits
 	// ready, when set, is called with the listening address and the dev
 	// token (empty with a real identity provider) once serving.
@@ -89,6 +90,7 @@ acknowledged op is lost), close every client with 1001 so it reconnects, then ex
 	f.StringVar(&cfg.natsListen, "nats-listen", "", "host:port where the embedded NATS server also accepts clients (default: in-process only)")
 	f.IntVar(&cfg.partitions, "partitions", 0, "partitions of a new event stream (default 16; fixed once created)")
 	f.IntVar(&cfg.logMaxBatch, "log-max-batch", 0, "most ops in one atomic JetStream batch, across documents (default 256)")
+	f.IntVar(&cfg.logBatchThreshold, "log-batch-threshold", 0, "fewest ops waiting for the log that are appended as one atomic batch across documents; fewer go one batch at a time (default 8)")
 	f.StringVar(&cfg.jwksFile, "jwks-file", "", "JWK Set file of the keys that sign tokens (EdDSA, RS256)")
 	f.StringVar(&cfg.jwksURL, "jwks-url", "", "JWK Set URL of the keys that sign tokens, refreshed periodically")
 	f.StringVar(&cfg.publicKey, "public-key-file", "", "PEM file of the public key(s) that sign tokens")
@@ -270,7 +272,7 @@ func runServe(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) er
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), collectors.NewGoCollector())
 	gw, err := gateway.New(gateway.Config{Log: elog, NATS: nc, Sites: sites, Verifier: verifier, Origins: cfg.origins,
-		Limits: cfg.limits, Registerer: reg, Logger: log.With("component", "gateway")})
+		Limits: cfg.limits, BatchThreshold: cfg.logBatchThreshold, Registerer: reg, Logger: log.With("component", "gateway")})
 	if err != nil {
 		return err
 	}
