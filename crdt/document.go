@@ -295,14 +295,18 @@ func (d *Doc) delete(op *Op, pos, n int) error {
 		d.own++
 		return nil
 	}
-	b := newOpBuilder(n)
-	for left := n; left > 0; {
-		at := d.elems.elemAt(pos)
+	at := d.elems.elemAt(pos)
+	// The op's runs are at most the document's runs that the elements span: counted first, so
+	// that a long delete allocates them once.
+	b := opBuilder{runs: make([]Run, 0, d.elems.runsSpanned(at, n)), digits: make([]uint32, 0, n)}
+	for left := n; ; at = d.elems.elemAt(pos) {
 		rn := &at.l.runs[at.ri]
 		k := min(left, len(rn.elems)-at.i)
 		b.addRun(rn, at.i, k)
 		d.elems.remove(at, pos, k)
-		left -= k
+		if left -= k; left == 0 {
+			break
+		}
 	}
 	d.own++
 	*op = b.op(OpDelete, d.site, d.own, "")

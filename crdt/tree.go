@@ -188,12 +188,30 @@ func (t *tree) leafAt(pos int, gap bool) (*node, int) {
 
 // elemAt returns the element at position pos, 0 <= pos < len.
 func (t *tree) elemAt(pos int) spot {
-	if h := t.hint; h.l != nil && h.i > 0 && pos == t.hintPos-1 {
-		return spot{h.l, h.ri, h.i - 1} // backspacing
+	if h := t.hint; h.l != nil {
+		switch {
+		case pos == t.hintPos-1 && h.i > 0:
+			return spot{h.l, h.ri, h.i - 1} // backspacing
+		case pos == t.hintPos && pos < t.n:
+			return h.next() // deleting forwards
+		}
 	}
 	l, off := t.leafAt(pos, false)
 	ri, i := l.elemIn(off)
 	return spot{l, ri, i}
+}
+
+// runsSpanned returns how many runs the n elements from element s on touch; they must exist.
+func (t *tree) runsSpanned(s spot, n int) int {
+	c := 0
+	for l, ri, i := s.l, s.ri, s.i; n > 0; i = 0 {
+		n -= len(l.runs[ri].elems) - i
+		c++
+		if ri++; ri == len(l.runs) {
+			l, ri = l.next, 0
+		}
+	}
+	return c
 }
 
 // gapAt returns the gap where an element inserted at position pos goes, 0 <= pos <= len. The
@@ -398,6 +416,10 @@ func (t *tree) insert(s spot, k key, r rune, want int) spot {
 	l.n++
 	ri, i := s.ri, s.i
 	if rn := &l.runs[ri]; i == len(rn.elems) && rn.extends(k) {
+		if n := len(rn.elems); n == cap(rn.elems) {
+			// A typed run grows four times at a time: fewer copies on the way to runCap.
+			rn.elems = slices.Grow(rn.elems, min(3*n, runCap-n))
+		}
 		rn.elems = append(rn.elems, elem{k.last.digit, r})
 		t.finger, t.fingerStart = l, lstart
 		t.fixUp(l, nil, +1)

@@ -2,7 +2,7 @@
 // (the list and version are written in by scripts/build.mjs) and serves it
 // cache-first; a navigation falls back to the cached page. API calls and the
 // WebSocket always go to the network.
-const VERSION = '5443b2e7e2e05f2d'
+const VERSION = 'c6713449b63acb31'
 const PRECACHE = [
  "/",
  "/assets/index-Be_E0sOu.js",
