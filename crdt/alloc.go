@@ -178,7 +178,10 @@ func buildKey(nd []uint64, keep, shared int, p, q key, site SiteID, counter uint
 			last = l
 		}
 	}
-	for j := 0; j < keep; j++ {
+	// The levels kept from p's prefix are copied as they are.
+	j0 := min(keep, n, len(p.prefix)/tripleSize)
+	b = append(b, p.prefix[:j0*tripleSize]...)
+	for j := j0; j < keep; j++ {
 		put(j, p.levelAt(j))
 	}
 	onP, onQ := true, nq > 0 && keep <= shared
