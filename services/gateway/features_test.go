@@ -63,17 +63,19 @@ func TestPresence(t *testing.T) {
 }
 
 // A user whose gateway died without saying "gone" vanishes from the others'
-// view after the presence TTL, while a user of a live gateway stays: its
-// gateway repeats the presence, and a newcomer long after still gets it.
+// view after the presence TTL, while a user of a live gateway stays: her
+// gateway (here another replica) repeats her presence, and a newcomer long
+// after still gets it.
 func TestPresenceExpiresWithItsGateway(t *testing.T) {
 	e := &env{t: t, dir: t.TempDir(), iss: authtest.EdDSAIssuer(t, "k1"), natsPort: -1, addr: "127.0.0.1:0",
-		presenceTTL: 300 * time.Millisecond}
+		presenceTTL: time.Second}
 	e.start()
 	t.Cleanup(e.stop)
+	url2 := e.secondGateway(t)
 	const doc = "presence-ttl"
 	ctx := ctxTimeout(t, 30*time.Second)
 	got := make(chan schemas.PresenceUpdate, 64)
-	a := e.client(doc, "ada", client.Config{})
+	a := e.client(doc, "ada", client.Config{URL: url2})
 	b := e.client(doc, "bob", client.Config{OnPresence: func(p schemas.PresenceUpdate) { got <- p }})
 	if _, err := a.Insert(0, "hello"); err != nil {
 		t.Fatal(err)
@@ -116,7 +118,7 @@ func TestPresenceExpiresWithItsGateway(t *testing.T) {
 			expired = sawGhost
 		}
 	}
-	// Long past the TTL, a newcomer still learns of ada, and not of the ghost.
+	// Past the TTL, a newcomer still learns of ada, and not of the ghost.
 	late := make(chan schemas.PresenceUpdate, 16)
 	e.client(doc, "cyd", client.Config{OnPresence: func(p schemas.PresenceUpdate) { late <- p }})
 	select {

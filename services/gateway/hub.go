@@ -342,12 +342,17 @@ func (h *hub) fanOutPresenceLocked(site uint32, f *frame) {
 
 // expirePresence forgets the sites whose presence is older than cutoff (their
 // gateway stopped repeating it: it died without saying "gone") and tells the
-// local connections they are gone.
+// local connections they are gone. The sites of this hub's own connections
+// are alive by definition and never expire here.
 func (h *hub) expirePresence(cutoff time.Time) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	local := make(map[uint32]bool, len(h.conns))
+	for c := range h.conns {
+		local[c.site] = true
+	}
 	for site, p := range h.presence {
-		if !p.at.Before(cutoff) {
+		if !p.at.Before(cutoff) || local[site] {
 			continue
 		}
 		delete(h.presence, site)

@@ -45,7 +45,8 @@ func (e *env) secondGateway(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gw, err := gateway.New(gateway.Config{Log: l, NATS: nc, Sites: sites, Verifier: v, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	gw, err := gateway.New(gateway.Config{Log: l, NATS: nc, Sites: sites, Verifier: v, PresenceTTL: e.presenceTTL,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
