@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"time"
 
 	"github.com/palimpsest-editor/palimpsest/eventlog"
 	"github.com/palimpsest-editor/palimpsest/schemas"
@@ -131,6 +132,15 @@ func (c *committer) round(q []*appendReq) {
 	l := c.g.cfg.Log
 	ctx := context.Background()
 	var wg sync.WaitGroup
+	how := "group"
+	if n < c.g.cfg.BatchThreshold {
+		how = "each"
+	}
+	start := time.Now()
+	defer func() {
+		c.g.metrics.roundSeconds.WithLabelValues(how).Observe(time.Since(start).Seconds())
+		c.g.metrics.roundOps.WithLabelValues(how).Observe(float64(n))
+	}()
 	if n < c.g.cfg.BatchThreshold {
 		for _, d := range docs {
 			wg.Add(1)

@@ -18,7 +18,9 @@ type metrics struct {
 	appendSeconds prometheus.Histogram
 	broadcast     prometheus.Counter
 	sent          prometheus.Counter
-	closes        *prometheus.CounterVec // by close code
+	closes        *prometheus.CounterVec   // by close code
+	roundSeconds  *prometheus.HistogramVec // committer rounds, by how: group or each
+	roundOps      *prometheus.HistogramVec // committer rounds' ops, by how
 
 	acks      prometheus.Counter                       // batches{result="ack"}
 	frameType map[schemas.FrameType]prometheus.Counter // frames by client frame type
@@ -45,6 +47,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Frames queued to clients."}),
 		closes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "palimpsest_gateway_closes_total",
 			Help: "Connections closed by the server, by WebSocket close code."}, []string{"code"}),
+		roundSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "palimpsest_gateway_log_round_seconds",
+			Help:    "Duration of the committer's rounds of appends, by how they were appended: group (one atomic batch across documents) or each (batch by batch).",
+			Buckets: prometheus.ExponentialBuckets(0.00025, 2, 14)}, []string{"how"}),
+		roundOps: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "palimpsest_gateway_log_round_ops",
+			Help:    "Ops in each of the committer's rounds, by how they were appended.",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 10)}, []string{"how"}),
 	}
 	m.acks = m.batches.WithLabelValues("ack")
 	m.frameType = map[schemas.FrameType]prometheus.Counter{}
@@ -52,7 +60,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		m.frameType[t] = m.frames.WithLabelValues(t.String())
 	}
 	if reg != nil {
-		reg.MustRegister(m.connections, m.documents, m.frames, m.ops, m.batches, m.appendSeconds, m.broadcast, m.sent, m.closes)
+		reg.MustRegister(m.connections, m.documents, m.frames, m.ops, m.batches, m.appendSeconds, m.broadcast, m.sent, m.closes, m.roundSeconds, m.roundOps)
 	}
 	return m
 }
