@@ -217,8 +217,10 @@ func (d *Doc) insert(op *Op, pos int, text string) error {
 		// back soon after, which is cheaper when the stores are done and of the same sizes.
 		op.Kind, op.Site, op.Counter, op.Text, op.one, op.checked = OpInsert, d.site, first, text, k, true
 		r, _ := utf8.DecodeRuneInString(text)
-		dg, rs := [1]uint32{k.last.digit}, [1]rune{r}
-		d.elems.insertRun(at, pos, k.prefix, k.last.site, k.last.counter, dg[:], rs[:])
+		if !d.elems.typeOn(pos, k, r) {
+			dg, rs := [1]uint32{k.last.digit}, [1]rune{r}
+			d.elems.insertRun(at, pos, k.prefix, k.last.site, k.last.counter, dg[:], rs[:])
+		}
 		d.own = first
 		d.typedAt, d.typedRoom = pos+1, left
 		return nil
@@ -401,8 +403,10 @@ func (d *Doc) applyInsert(op *Op, cs *changes) {
 			}
 		}
 		r, _ := utf8.DecodeRuneInString(op.Text)
-		dg, rs := [1]uint32{k.last.digit}, [1]rune{r}
-		d.elems.insertRun(at, pos, k.prefix, k.last.site, k.last.counter, dg[:], rs[:])
+		if !d.elems.typeOn(pos, k, r) {
+			dg, rs := [1]uint32{k.last.digit}, [1]rune{r}
+			d.elems.insertRun(at, pos, k.prefix, k.last.site, k.last.counter, dg[:], rs[:])
+		}
 		cs.add(Inserted, pos, r)
 		return
 	}

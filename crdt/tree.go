@@ -454,6 +454,27 @@ func (t *tree) insert(s spot, k key, r rune, want int) spot {
 	return spot{l, ri, 0}
 }
 
+// typeOn inserts the element (k, r) at position pos when that is the hint's gap, at the end of
+// a run that k continues and that has spare capacity, and reports whether it did. This is
+// typing on: it needs no search, no new run and no split.
+func (t *tree) typeOn(pos int, k key, r rune) bool {
+	h := t.hint
+	if h.l == nil || h.l != t.finger || pos != t.hintPos {
+		return false
+	}
+	rn := &h.l.runs[h.ri]
+	if n := len(rn.elems); h.i != n || n == cap(rn.elems) || !rn.extends(k) {
+		return false
+	}
+	rn.elems = append(rn.elems, elem{k.last.digit, r})
+	t.n++
+	h.l.n++
+	t.fixUp(h.l, nil, +1)
+	t.hint.i++
+	t.hintPos++
+	return true
+}
+
 // splitLeaf moves the second half of l's runs to a new leaf after it and returns that leaf.
 func (t *tree) splitLeaf(l *node) *node {
 	t.hint.l = nil
