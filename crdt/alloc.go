@@ -1,11 +1,34 @@
 package crdt
 
-import "math/bits"
+import (
+	"math/bits"
+	"math/rand/v2"
+)
 
 // Rand is the randomness an allocation draws from. math/rand/v2's *rand.Rand, *rand.PCG and
 // *rand.ChaCha8 all satisfy it. The CRDT never reads a global source, so a seeded Rand makes
 // every allocation reproducible.
 type Rand interface{ Uint64() uint64 }
+
+// source is the Rand a Doc draws from. It calls a *rand.PCG (what tests and tools pass) directly
+// rather than through the interface, so that the draw of a typed character is inlined; it
+// draws exactly what the Rand itself would, in the same order.
+type source struct {
+	pcg *rand.PCG // the Rand, when it is one
+	rng Rand
+}
+
+func newSource(r Rand) source {
+	p, _ := r.(*rand.PCG)
+	return source{pcg: p, rng: r}
+}
+
+func (s *source) Uint64() uint64 {
+	if s.pcg != nil {
+		return s.pcg.Uint64()
+	}
+	return s.rng.Uint64()
+}
 
 // DefaultBoundary is LSEQ's boundary: the widest step an allocation takes from its neighbour.
 const DefaultBoundary = 10
@@ -147,7 +170,7 @@ func alloc(p, q key, site SiteID, counter uint32, boundary uint64, rng Rand) (k 
 // alloc(prev, q) would, without searching the depths again (the depths above hold no room, and
 // the room at prev's depth is what is left of it). ok is false when the step could leave the
 // depth's base: then alloc must be called.
-func allocNext(prev key, room int64, site SiteID, counter uint32, boundary uint64, rng Rand) (k key, left int64, ok bool) {
+func allocNext(prev key, room int64, site SiteID, counter uint32, boundary uint64, rng *source) (k key, left int64, ok bool) {
 	if room < 2 {
 		return key{}, 0, false
 	}
@@ -159,6 +182,32 @@ func allocNext(prev key, room int64, site SiteID, counter uint32, boundary uint6
 	delta, _ := bits.Mul64(rng.Uint64(), step)
 	delta++
 	return key{prefix: prev.prefix, last: level{uint32(g + delta), site, counter}}, room - int64(delta), true
+}
+
+// allocRun is allocNext called again and again after prev, while it answers and at most n
+// times: it appends the last digits of the identifiers it would return (prev's prefix, the
+// next counters) to digits and returns them with the room left. It draws what those calls
+// would draw, in the same order.
+func allocRun(digits []uint32, prev key, room int64, n int, boundary uint64, rng *source) ([]uint32, int64) {
+	b := base(len(prev.prefix) / tripleSize)
+	g := uint64(prev.last.digit)
+	for ; n > 0 && room >= 2; n-- {
+		step := min(boundary, uint64(room-1))
+		if g+step >= b {
+			break
+		}
+		var r uint64
+		if rng.pcg != nil {
+			r = rng.pcg.Uint64() // inlined: see source
+		} else {
+			r = rng.rng.Uint64()
+		}
+		delta, _ := bits.Mul64(r, step)
+		g += delta + 1
+		room -= int64(delta + 1)
+		digits = append(digits, uint32(g))
+	}
+	return digits, room
 }
 
 // buildKey gives each level of the digits nd a triple: the left neighbour's while nd follows

@@ -15,7 +15,7 @@ import (
 // the same text.
 type Doc struct {
 	site     SiteID
-	rng      Rand
+	rng      source
 	boundary uint64
 	elems    tree
 	clock    map[SiteID]uint32 // highest counter applied, per site other than site and peer
@@ -81,7 +81,7 @@ func WithBoundary(b int) Option {
 func New(site SiteID, rng Rand, opts ...Option) *Doc {
 	d := &Doc{
 		site:     site,
-		rng:      rng,
+		rng:      newSource(rng),
 		boundary: DefaultBoundary,
 		clock:    map[SiteID]uint32{},
 		held:     map[SiteID][]Op{},
@@ -203,13 +203,13 @@ func (d *Doc) insert(op *Op, pos int, text string) error {
 	}
 	if n == 1 {
 		// A typed character: no scratch, no grouping.
-		k, left, ok := allocNext(prev, room, d.site, first, d.boundary, d.rng)
+		k, left, ok := allocNext(prev, room, d.site, first, d.boundary, &d.rng)
 		if !ok {
 			var err error
 			if at.l != nil {
 				next = at.after()
 			}
-			if k, left, err = alloc(prev, next, d.site, first, d.boundary, d.rng); err != nil {
+			if k, left, err = alloc(prev, next, d.site, first, d.boundary, &d.rng); err != nil {
 				return err
 			}
 		}
@@ -233,12 +233,12 @@ func (d *Doc) insert(op *Op, pos int, text string) error {
 	digits, starts := d.digits[:0], d.starts[:0]
 	var few [4]string
 	prefixes := few[:0] // one for each stretch; rarely more than a few
-	for i := range n {
+	for i := 0; i < n; {
 		c := first + uint32(i)
-		k, left, ok := allocNext(prev, room, d.site, c, d.boundary, d.rng)
+		k, left, ok := allocNext(prev, room, d.site, c, d.boundary, &d.rng)
 		if !ok {
 			var err error
-			if k, left, err = alloc(prev, next, d.site, c, d.boundary, d.rng); err != nil {
+			if k, left, err = alloc(prev, next, d.site, c, d.boundary, &d.rng); err != nil {
 				return err
 			}
 		}
@@ -247,7 +247,11 @@ func (d *Doc) insert(op *Op, pos int, text string) error {
 			prefixes = append(prefixes, k.prefix)
 		}
 		digits = append(digits, k.last.digit)
-		prev, room = k, left
+		// The identifiers allocNext gives after k, all at once (the next call to it fails).
+		m := len(digits)
+		digits, left = allocRun(digits, k, left, n-i-1, d.boundary, &d.rng)
+		i += 1 + len(digits) - m
+		prev, room = key{k.prefix, level{digits[len(digits)-1], d.site, first + uint32(i-1)}}, left
 	}
 	starts = append(starts, n)
 	runes := d.runes[:0]

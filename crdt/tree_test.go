@@ -210,12 +210,12 @@ func TestAllocNextAgreesWithAlloc(t *testing.T) {
 		prev, next := gap.before(), gap.after()
 		var room int64
 		for c := uint32(1); c <= 40; c++ {
-			a, n := rand.NewPCG(seed, uint64(c)), rand.NewPCG(seed, uint64(c))
+			a, n := rand.NewPCG(seed, uint64(c)), newSource(rand.NewPCG(seed, uint64(c)))
 			want, wantRoom, err := alloc(prev, next, 9, c, DefaultBoundary, a)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got, gotRoom, ok := allocNext(prev, room, 9, c, DefaultBoundary, n); ok {
+			if got, gotRoom, ok := allocNext(prev, room, 9, c, DefaultBoundary, &n); ok {
 				shortcuts++
 				if got != want || gotRoom != wantRoom {
 					t.Fatalf("allocNext %v (room %d), alloc %v (room %d)", got.id(), gotRoom, want.id(), wantRoom)
@@ -229,6 +229,53 @@ func TestAllocNextAgreesWithAlloc(t *testing.T) {
 	}
 	if shortcuts == 0 {
 		t.Fatal("allocNext never answered")
+	}
+}
+
+// TestAllocRunAgreesWithAllocNext checks that allocRun gives what allocNext gives called again
+// and again, drawing the same randomness, from a *rand.PCG and from another Rand.
+func TestAllocRunAgreesWithAllocNext(t *testing.T) {
+	rng, seed := seeded(t, 7)
+	d := New(1, rand.NewPCG(seed, 8))
+	for range 3000 {
+		if _, err := d.Insert(rng.IntN(d.Len()+1), "abcdefgh"[:1+rng.IntN(8)]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runs := 0
+	for g := range 500 {
+		gap := d.elems.gapAt(rng.IntN(d.Len() + 1))
+		first, room, err := alloc(gap.before(), gap.after(), 9, 1, DefaultBoundary, rand.NewPCG(seed, 1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var a, b source
+		if g%2 == 0 {
+			a, b = newSource(rand.NewPCG(seed, uint64(g))), newSource(rand.NewPCG(seed, uint64(g)))
+		} else {
+			var s [32]byte
+			s[0] = byte(g)
+			a, b = newSource(rand.NewChaCha8(s)), newSource(rand.NewChaCha8(s))
+		}
+		n := 1 + rng.IntN(40)
+		got, gotRoom := allocRun(nil, first, room, n, DefaultBoundary, &a)
+		var want []uint32
+		prev, wantRoom := first, room
+		for c := uint32(2); len(want) < n; c++ {
+			k, left, ok := allocNext(prev, wantRoom, 9, c, DefaultBoundary, &b)
+			if !ok {
+				break
+			}
+			want = append(want, k.last.digit)
+			prev, wantRoom = k, left
+		}
+		if !slices.Equal(got, want) || gotRoom != wantRoom || a.Uint64() != b.Uint64() {
+			t.Fatalf("allocRun %v (room %d), allocNext %v (room %d)", got, gotRoom, want, wantRoom)
+		}
+		runs += len(got)
+	}
+	if runs == 0 {
+		t.Fatal("allocRun never answered")
 	}
 }
 
