@@ -177,10 +177,13 @@ func (d *Doc) insert(op *Op, pos int, text string) error {
 	if pos < 0 || pos > d.Len() {
 		return invalidf(CodeRange, "insert at %d outside [0,%d]", pos, d.Len())
 	}
-	if !utf8.ValidString(text) {
-		return invalidf(CodeBadText, "insert text is not valid UTF-8")
+	n := 1 // a typed ASCII character needs no scan
+	if len(text) != 1 || text[0] >= utf8.RuneSelf {
+		if !utf8.ValidString(text) {
+			return invalidf(CodeBadText, "insert text is not valid UTF-8")
+		}
+		n = utf8.RuneCountInString(text)
 	}
-	n := utf8.RuneCountInString(text)
 	if n == 0 {
 		return nil
 	}
