@@ -12,7 +12,7 @@ import "slices"
 // the leaf it touched last (the finger): editing is local, so most lookups end in that leaf.
 
 const (
-	leafCap  = 16  // runs a leaf holds before it splits
+	leafCap  = 32  // runs a leaf holds before it splits
 	innerCap = 32  // children an internal node holds before it splits
 	runCap   = 256 // elements a run grows to before a new run starts
 )
