@@ -27,10 +27,12 @@ type Doc struct {
 	hasPeer  bool
 	held     map[SiteID][]Op // ops that came before their site's earlier ops, by Counter
 	doomed   map[Dot]ID      // deletes that came before the insert they delete
-	// typedAt and typedRoom describe the last local insert while nothing else has changed the
-	// document: the position after it, and the room allocNext needs to continue it (0: none).
+	// typedAt, typedRoom and typedKey describe the last local insert while nothing else has
+	// changed the document: the position after it, the room allocNext needs to continue it
+	// (0: none), and its last identifier.
 	typedAt   int
 	typedRoom int64
+	typedKey  key
 	digits    []uint32 // Insert's identifiers' last digits, reused
 	starts    []int    // where each run of Insert's identifiers starts, reused
 	runes     []rune   // Insert's and Apply's code points, reused
@@ -194,24 +196,29 @@ func (d *Doc) insert(op *Op, pos int, text string) error {
 	if uint64(first)+uint64(n)-1 > math.MaxUint32 {
 		return invalidf(CodeExhausted, "site %d has no counters left", d.site)
 	}
+	// at is the gap at pos, looked up (located) only when needed: typing on after the last
+	// local insert knows the element before it.
 	var at spot
+	located := d.elems.root == nil
 	var prev, next key
-	if d.elems.root != nil {
-		at = d.elems.gapAt(pos)
-		prev = at.before()
-	}
 	var room int64
-	if pos == d.typedAt {
-		room = d.typedRoom // typing on after the last local insert
+	if pos == d.typedAt && d.typedRoom > 0 {
+		prev, room = d.typedKey, d.typedRoom
+	} else if !located {
+		at, located = d.elems.gapAt(pos), true
+		prev = at.before()
 	}
 	if n == 1 {
 		// A typed character: no scratch, no grouping.
 		k, left, ok := allocNext(prev, room, d.site, first, d.boundary, &d.rng)
 		if !ok {
-			var err error
+			if !located {
+				at, located = d.elems.gapAt(pos), true
+			}
 			if at.l != nil {
 				next = at.after()
 			}
+			var err error
 			if k, left, err = alloc(prev, next, d.site, first, d.boundary, &d.rng); err != nil {
 				return err
 			}
@@ -221,15 +228,21 @@ func (d *Doc) insert(op *Op, pos int, text string) error {
 		op.Kind, op.Site, op.Counter, op.Text, op.one, op.checked = OpInsert, d.site, first, text, k, true
 		r, _ := utf8.DecodeRuneInString(text)
 		if !d.elems.typeOn(pos, k, r) {
+			if !located {
+				at = d.elems.gapAt(pos)
+			}
 			dg, rs := [1]uint32{k.last.digit}, [1]rune{r}
 			d.elems.insertRun(at, pos, k.prefix, k.last.site, k.last.counter, dg[:], rs[:])
 		}
 		d.own = first
-		d.typedAt, d.typedRoom = pos+1, left
+		d.typedAt, d.typedRoom, d.typedKey = pos+1, left, k
 		return nil
 	}
 	// Allocate every identifier first, so that an error leaves the document unchanged. They
 	// come in stretches that share a prefix (runs), kept as the digits and where each starts.
+	if !located {
+		at = d.elems.gapAt(pos)
+	}
 	if at.l != nil {
 		next = at.after()
 	}
@@ -270,7 +283,7 @@ func (d *Doc) insert(op *Op, pos int, text string) error {
 		b.addStretch(p, d.site, c, digits[i:j])
 	}
 	d.own = first + uint32(n) - 1
-	d.typedAt, d.typedRoom = pos+n, room
+	d.typedAt, d.typedRoom, d.typedKey = pos+n, room, prev
 	*op = b.op(OpInsert, d.site, first, text)
 	return nil
 }
