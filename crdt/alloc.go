@@ -58,9 +58,10 @@ const maxInterval = 1 << 31
 // always room below it), so a candidate ending in 0 moves one step, or the search goes deeper.
 //
 // The new key shares p's or q's prefix string when its leading levels are theirs, so the
-// identifiers typed one after another cost no allocation. When the new key is p's prefix with a
-// new last digit (typing after p at a boundary+ depth), room is the distance that remains from
-// it to q at that depth, for allocNext; otherwise room is 0.
+// identifiers typed one after another cost no allocation. When the new key ends at a boundary+
+// depth and follows p's digits above it (typing after p; or going deeper than p, when p is not
+// a prefix of q), room is the distance that remains from it to q at that depth, for allocNext:
+// alloc from the new key would find exactly that. Otherwise room is 0.
 func alloc(p, q key, site SiteID, counter uint32, boundary uint64, rng Rand) (k key, room int64, err error) {
 	// The neighbours' digits are read as mixed-radix numbers. The right bound is q's first qLen
 	// digits, then base(virt) at depth virt ("one past the last digit"), then zeros.
@@ -136,6 +137,13 @@ func alloc(p, q key, site SiteID, counter uint32, boundary uint64, rng Rand) (k 
 		var ndBuf [16]uint64
 		nd := append(ndBuf[:0], make([]uint64, d+1)...)
 		keep := shared
+		room := int64(0)
+		if plus && pd(d)+delta < b && shared < np {
+			// The new key follows p's digits down to depth d, and p is not a prefix of q (its
+			// levels below p's copy no triple of q's): alloc from it would find the same right
+			// bound, no room above depth d, and at d what is left of diff.
+			room = diff - int64(delta)
+		}
 		if plus {
 			for j := 0; j <= d; j++ {
 				nd[j] = pd(j)
@@ -160,7 +168,7 @@ func alloc(p, q key, site SiteID, counter uint32, boundary uint64, rng Rand) (k 
 				delta = 1
 			}
 		}
-		return buildKey(nd, keep, shared, p, q, site, counter), 0, nil
+		return buildKey(nd, keep, shared, p, q, site, counter), room, nil
 	}
 	return key{}, 0, invalidf(CodeExhausted, "no identifier left between %v and %v", p.id(), q.id())
 }

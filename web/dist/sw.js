@@ -2,7 +2,7 @@
 // (the list and version are written in by scripts/build.mjs) and serves it
 // cache-first; a navigation falls back to the cached page. API calls and the
 // WebSocket always go to the network.
-const VERSION = '91d5b27726a59288'
+const VERSION = '0db591f99b6d5421'
 const PRECACHE = [
  "/",
  "/assets/index-Be_E0sOu.js",
