@@ -469,7 +469,9 @@ func (t *tree) typeOn(pos int, k key, r rune) bool {
 	rn.elems = append(rn.elems, elem{k.last.digit, r})
 	t.n++
 	h.l.n++
-	t.fixUp(h.l, nil, +1)
+	for c := h.l; c.parent != nil; c = c.parent {
+		c.parent.counts[c.idx]++
+	}
 	t.hint.i++
 	t.hintPos++
 	return true

@@ -2,7 +2,7 @@
 // (the list and version are written in by scripts/build.mjs) and serves it
 // cache-first; a navigation falls back to the cached page. API calls and the
 // WebSocket always go to the network.
-const VERSION = '0db591f99b6d5421'
+const VERSION = '3dc8e52ebba73555'
 const PRECACHE = [
  "/",
  "/assets/index-Be_E0sOu.js",
