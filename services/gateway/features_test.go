@@ -26,17 +26,7 @@ func TestPresence(t *testing.T) {
 	a := e.client(doc, "ada", client.Config{})
 	b := e.client(doc, "bob", client.Config{OnPresence: func(p schemas.PresenceUpdate) { got <- p }})
 	ctx := ctxTimeout(t, 30*time.Second)
-	if _, err := a.Insert(0, "hello"); err != nil {
-		t.Fatal(err)
-	}
-	if err := a.WaitSynced(ctx); err != nil {
-		t.Fatal(err)
-	}
-	_, _, last := e.replay(doc)
-	if err := b.WaitSeq(ctx, last); err != nil {
-		t.Fatal(err)
-	}
-	a.SetCursor(1, 3)
+	helloThenSelect(ctx, t, e, doc, a, b)
 	select {
 	case p := <-got:
 		if p.User != "ada" || p.Site != a.Site() || p.Gone {
@@ -77,17 +67,7 @@ func TestPresenceExpiresWithItsGateway(t *testing.T) {
 	got := make(chan schemas.PresenceUpdate, 64)
 	a := e.client(doc, "ada", client.Config{URL: url2})
 	b := e.client(doc, "bob", client.Config{OnPresence: func(p schemas.PresenceUpdate) { got <- p }})
-	if _, err := a.Insert(0, "hello"); err != nil {
-		t.Fatal(err)
-	}
-	if err := a.WaitSynced(ctx); err != nil {
-		t.Fatal(err)
-	}
-	_, _, last := e.replay(doc)
-	if err := b.WaitSeq(ctx, last); err != nil {
-		t.Fatal(err)
-	}
-	a.SetCursor(1, 3)
+	helloThenSelect(ctx, t, e, doc, a, b)
 
 	// Another gateway's user, published once as that gateway would, then
 	// never again: the gateway is gone.
@@ -129,6 +109,23 @@ func TestPresenceExpiresWithItsGateway(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("the newcomer never learnt of ada")
 	}
+}
+
+// helloThenSelect has a type "hello" into doc, waits until b has it, then
+// has a select "el" (positions 1 to 3).
+func helloThenSelect(ctx context.Context, t *testing.T, e *env, doc string, a, b *client.Client) {
+	t.Helper()
+	if _, err := a.Insert(0, "hello"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.WaitSynced(ctx); err != nil {
+		t.Fatal(err)
+	}
+	_, _, last := e.replay(doc)
+	if err := b.WaitSeq(ctx, last); err != nil {
+		t.Fatal(err)
+	}
+	a.SetCursor(1, 3)
 }
 
 type fakeSnapshots struct {
