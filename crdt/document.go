@@ -36,6 +36,7 @@ type Doc struct {
 	digits    []uint32 // Insert's identifiers' last digits, reused
 	starts    []int    // where each run of Insert's identifiers starts, reused
 	runes     []rune   // Insert's and Apply's code points, reused
+	changeBuf []byte   // Apply's buffer for the text of a change of several code points, reused
 }
 
 // seen returns the highest counter of site s applied.
@@ -343,6 +344,9 @@ func (d *Doc) delete(op *Op, pos, n int) error {
 // adds nothing. An invalid op returns an *InvalidError and changes nothing.
 func (d *Doc) Apply(op Op) ([]Change, error) { return d.ApplyTo(nil, op) }
 
+// maxKeptBuf is the largest buffer Apply keeps for the next op's changes.
+const maxKeptBuf = 64 << 10
+
 // ApplyTo is Apply, appending the changes to dst: a caller that reuses dst applies ops without
 // allocating.
 func (d *Doc) ApplyTo(dst []Change, op Op) ([]Change, error) {
@@ -362,7 +366,7 @@ func (d *Doc) ApplyTo(dst []Change, op Op) ([]Change, error) {
 		return dst, nil
 	}
 	d.typedRoom = 0
-	cs := changes{list: dst, base: len(dst)}
+	cs := changes{list: dst, base: len(dst), buf: d.changeBuf[:0]}
 	d.apply(&op, &cs)
 	for len(d.held) > 0 {
 		h := d.held[op.Site]
@@ -378,7 +382,11 @@ func (d *Doc) ApplyTo(dst []Change, op Op) ([]Change, error) {
 			d.apply(&next, &cs)
 		}
 	}
-	return cs.done(), nil
+	dst = cs.done() // the texts are copied out of buf: it can be reused
+	if cap(cs.buf) <= maxKeptBuf {
+		d.changeBuf = cs.buf[:0]
+	}
+	return dst, nil
 }
 
 // hold keeps op until its site's earlier ops arrive; a second copy is dropped.

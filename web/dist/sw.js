@@ -2,7 +2,7 @@
 // (the list and version are written in by scripts/build.mjs) and serves it
 // cache-first; a navigation falls back to the cached page. API calls and the
 // WebSocket always go to the network.
-const VERSION = '3dc8e52ebba73555'
+const VERSION = '751fbc19df76dc50'
 const PRECACHE = [
  "/",
  "/assets/index-Be_E0sOu.js",
