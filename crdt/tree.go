@@ -255,6 +255,18 @@ func (s spot) after() key {
 	return key{}
 }
 
+// prev returns the element before gap s, which must exist.
+func (s spot) prev() spot {
+	switch {
+	case s.i > 0:
+		return spot{s.l, s.ri, s.i - 1}
+	case s.ri > 0:
+		return spot{s.l, s.ri - 1, len(s.l.runs[s.ri-1].elems) - 1}
+	}
+	p := s.l.prev
+	return spot{p, len(p.runs) - 1, len(p.runs[len(p.runs)-1].elems) - 1}
+}
+
 // next returns the element after gap s, which must exist.
 func (s spot) next() spot {
 	switch {
@@ -322,9 +334,9 @@ func (t *tree) find(k key) (spot, int, bool) {
 			case cb < 0:
 				// Deleting forwards takes the element after it.
 				return h.next(), t.hintPos, true
-			case cb == 0 && h.i > 0:
+			case cb == 0:
 				// Backspacing takes the element before it.
-				return spot{h.l, h.ri, h.i - 1}, t.hintPos - 1, true
+				return h.prev(), t.hintPos - 1, true
 			}
 		}
 	}
@@ -479,7 +491,6 @@ func (t *tree) typeOn(pos int, k key, r rune) bool {
 
 // splitLeaf moves the second half of l's runs to a new leaf after it and returns that leaf.
 func (t *tree) splitLeaf(l *node) *node {
-	t.hint.l = nil
 	half := len(l.runs) / 2
 	split := newLeaf()
 	split.runs = append(split.runs, l.runs[half:]...)
@@ -495,6 +506,10 @@ func (t *tree) splitLeaf(l *node) *node {
 	}
 	l.next = split
 	t.fixUp(l, split, 0)
+	if h := &t.hint; h.l == l && h.ri >= half {
+		// The hint's gap moved with its run. Its position did not change.
+		h.l, h.ri = split, h.ri-half
+	}
 	return split
 }
 
@@ -599,10 +614,9 @@ func (t *tree) remove(s spot, pos, n int) {
 	switch end := s.i + n; {
 	case s.i == 0 && end == len(rn.elems):
 		l.runs = removeAt(l.runs, s.ri)
-		t.hint.l = nil
 		if s.ri > 0 {
 			t.hint = spot{l, s.ri - 1, len(l.runs[s.ri-1].elems)}
-		}
+		} // else the gap at the start of l, if l is not left empty (below)
 	case s.i == 0:
 		rn.elems = rn.elems[n:]
 		rn.counter += uint32(n)

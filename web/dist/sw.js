@@ -2,7 +2,7 @@
 // (the list and version are written in by scripts/build.mjs) and serves it
 // cache-first; a navigation falls back to the cached page. API calls and the
 // WebSocket always go to the network.
-const VERSION = '751fbc19df76dc50'
+const VERSION = '6ad5ab3b598d76e3'
 const PRECACHE = [
  "/",
  "/assets/index-Be_E0sOu.js",
