@@ -523,6 +523,7 @@ func (d *Doc) applyDelete(op *Op, cs *changes) {
 		d.deleteStretch(d.elems.canon(op.one.prefix), op.one.last.site, op.one.last.counter, digit[:], cs)
 		return
 	}
+	d.elems.rewind(op.runs)
 	for _, r := range op.runs {
 		d.deleteStretch(d.elems.canon(string(r.Prefix)), r.Site, r.Counter, r.Digits, cs)
 	}

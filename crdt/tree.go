@@ -344,6 +344,43 @@ func (t *tree) find(k key) (spot, int, bool) {
 	return s, t.pos(s), found
 }
 
+// rewind moves the hint back to the gap before the elements that end at it, when those are,
+// in order, the elements of runs (deleting a word backwards), and reports whether it did. The
+// removal of the first of them then starts from the hint (find's forward delete) with no
+// search. The tree is unchanged either way.
+func (t *tree) rewind(runs []Run) bool {
+	h, pos := t.hint, t.hintPos
+	if h.l == nil {
+		return false
+	}
+	for ri := len(runs) - 1; ri >= 0; ri-- {
+		r := &runs[ri]
+		for i := len(r.Digits) - 1; i >= 0; i-- {
+			if h.i == 0 {
+				switch {
+				case h.ri > 0:
+					h.ri--
+				case h.l.prev != nil:
+					h.l = h.l.prev
+					h.ri = len(h.l.runs) - 1
+				default:
+					return false // the start of the document
+				}
+				h.i = len(h.l.runs[h.ri].elems)
+			}
+			h.i--
+			pos--
+			rn := &h.l.runs[h.ri]
+			if rn.elems[h.i].digit != r.Digits[i] || rn.site != r.Site ||
+				rn.counter+uint32(h.i) != r.Counter+uint32(i) || rn.prefix != string(r.Prefix) {
+				return false
+			}
+		}
+	}
+	t.hint, t.hintPos = h, pos
+	return true
+}
+
 // findSlow is find without the hint and the position.
 func (t *tree) findSlow(k key) (spot, bool) {
 	l, lcpLo, lcpHi := t.findLeaf(k)

@@ -94,6 +94,14 @@ func checkTree(t *testing.T, tr *tree) {
 			t.Fatal("an identifier twice")
 		}
 	}
+	if h := tr.hint; h.l != nil {
+		if !slices.Contains(leaves, h.l) || h.ri >= len(h.l.runs) || h.i > len(h.l.runs[h.ri].elems) {
+			t.Fatal("the hint is not a gap of the tree")
+		}
+		if got := tr.pos(h); got != tr.hintPos {
+			t.Fatalf("the hint's gap is at %d, recorded %d", got, tr.hintPos)
+		}
+	}
 	for pos := 0; pos < tr.n; pos += 1 + tr.n/50 {
 		id := tr.elemAt(pos).key().id()
 		if id != all[pos] {
@@ -128,11 +136,13 @@ func seeded(t *testing.T, stream uint64) (*rand.Rand, uint64) {
 
 // TestTreeInvariants edits replicas through every path of the tree (typing bursts that grow
 // runs, inserts and deletes inside runs that split them, range deletes across runs and leaves,
-// remote ops found by identifier, bulk build) and checks every invariant along the way.
+// remote ops found by identifier, words deleted backwards from the last insert, bulk build)
+// and checks every invariant along the way.
 func TestTreeInvariants(t *testing.T) {
 	rng, seed := seeded(t, 9)
 	a := New(1, rand.NewPCG(seed, 1))
 	b := New(2, rand.NewPCG(seed, 2))
+	typedTo := map[*Doc]int{} // where each replica's last insert ended, if it was its last edit
 	for step := range 20000 {
 		d, other := a, b
 		if rng.IntN(3) == 0 {
@@ -151,9 +161,16 @@ func TestTreeInvariants(t *testing.T) {
 				pos = rng.IntN(d.Len() + 1)
 			}
 			op, err = d.Insert(pos, string(text))
+			typedTo[d] = pos + len(text)
+		case k == 6 && typedTo[d] > 0:
+			// Backspacing a word: the other replica removes what ends at its last change.
+			n := min(typedTo[d], 1+rng.IntN(16))
+			op, err = d.Delete(typedTo[d]-n, n)
+			typedTo[d] = 0
 		default:
 			pos := rng.IntN(d.Len())
 			op, err = d.Delete(pos, 1+rng.IntN(min(d.Len()-pos, 1+rng.IntN(80))))
+			typedTo[d] = 0
 		}
 		if err != nil {
 			t.Fatal(err)
@@ -161,6 +178,7 @@ func TestTreeInvariants(t *testing.T) {
 		if _, err := other.Apply(op); err != nil {
 			t.Fatal(err)
 		}
+		typedTo[other] = 0
 		if step%250 == 0 || a.Len() < 3 {
 			checkTree(t, &a.elems)
 			checkTree(t, &b.elems)
