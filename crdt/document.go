@@ -422,16 +422,18 @@ func (d *Doc) applyInsert(op *Op, cs *changes) {
 				return
 			}
 		}
-		var at spot
-		pos := 0
-		if d.elems.root != nil {
-			var found bool
-			if at, pos, found = d.elems.find(k); found {
-				return
-			}
-		}
 		r, _ := utf8.DecodeRuneInString(op.Text)
-		if !d.elems.typeOn(pos, k, r) {
+		// Typing on from the last change first. k is new (the clock said so): it is not in
+		// the tree, so only where it goes matters.
+		pos, ok := d.elems.typeOnByKey(k, r)
+		if !ok {
+			var at spot
+			if d.elems.root != nil {
+				var found bool
+				if at, pos, found = d.elems.find(k); found {
+					return
+				}
+			}
 			dg, rs := [1]uint32{k.last.digit}, [1]rune{r}
 			d.elems.insertRun(at, pos, k.prefix, k.last.site, k.last.counter, dg[:], rs[:])
 		}
