@@ -153,7 +153,7 @@ func LoadSnapshot(data []byte, site SiteID, rng Rand, opts ...Option) (*Doc, err
 	}
 	fr := decompressors.Get().(io.ReadCloser)
 	fr.(flate.Resetter).Reset(bytes.NewReader(data[1:]), nil)
-	body, err := io.ReadAll(io.LimitReader(fr, MaxSnapshotBytes+1))
+	body, err := readAll(io.LimitReader(fr, MaxSnapshotBytes+1), len(data))
 	fr.(flate.Resetter).Reset(bytes.NewReader(nil), nil)
 	decompressors.Put(fr)
 	if err != nil {
@@ -168,6 +168,16 @@ func LoadSnapshot(data []byte, site SiteID, rng Rand, opts ...Option) (*Doc, err
 	}
 	return d, nil
 }
+
+// readAll is io.ReadAll for a body that DEFLATE shrank from about bodyGuess(n) bytes to n:
+// sized for that at first, it is read with few copies.
+func readAll(r io.Reader, n int) ([]byte, error) {
+	buf := bytes.NewBuffer(make([]byte, 0, bodyGuess(n)))
+	_, err := buf.ReadFrom(r)
+	return buf.Bytes(), err
+}
+
+func bodyGuess(n int) int { return min(8*n, MaxSnapshotBytes) + bytes.MinRead }
 
 func (d *Doc) decodeState(body []byte) error {
 	top := reader{buf: body}
@@ -208,11 +218,12 @@ func (d *Doc) decodeState(body []byte) error {
 	// Elements are decoded into cur, checked against the previous one (prev), and grouped
 	// into runs that share one elems array and, where they can, one prefix string.
 	all := make([]elem, n)
-	var runs []run
+	runs := make([]run, 0, n/8+1) // a first guess, which spares most of the growing
 	var prefix string
 	var cur, prev []byte
 	var lastSite SiteID
 	var lastCounter uint32
+	var lv level
 	text2 := string(text.buf)
 	for i := 0; i < n; i++ {
 		sh := shape.uvarint()
@@ -227,7 +238,7 @@ func (d *Doc) decodeState(body []byte) error {
 		for l := shared; l < shared+fresh; l++ {
 			var dg int64
 			if l == shared && l < prevDepth {
-				dg = int64(be32(ID(cur[l*tripleSize:]))) + digits.varint()
+				dg = int64(binary.BigEndian.Uint32(cur[l*tripleSize:])) + digits.varint()
 			} else {
 				dg = int64(digits.uvarint())
 			}
@@ -241,12 +252,13 @@ func (d *Doc) decodeState(body []byte) error {
 			if l == shared {
 				cur = cur[:shared*tripleSize]
 			}
-			cur = appendLevel(cur, level{uint32(dg), lastSite, lastCounter})
+			lv = level{uint32(dg), lastSite, lastCounter}
+			cur = appendLevel(cur, lv)
 		}
 		if digits.err != nil {
 			break
 		}
-		lv := levelOf(string(cur[len(cur)-tripleSize:]))
+		// lv is the last level: fresh > 0.
 		switch {
 		case lv.digit == 0:
 			return invalidf(CodeBadID, "element %d ends in digit 0", i)

@@ -2,7 +2,7 @@
 // (the list and version are written in by scripts/build.mjs) and serves it
 // cache-first; a navigation falls back to the cached page. API calls and the
 // WebSocket always go to the network.
-const VERSION = 'f83e0c4d3f90ca28'
+const VERSION = 'bd1137ac5bbcfd3b'
 const PRECACHE = [
  "/",
  "/assets/index-Be_E0sOu.js",
