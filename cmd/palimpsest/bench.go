@@ -32,7 +32,7 @@ var benchSubcommands []func() *cobra.Command
 
 type benchConfig struct {
 	trace string // substring of the trace names to run; empty runs all
-	count int    // runs of each measurement; the best is reported
+	count int    // rounds of measurements; the best of each is reported
 }
 
 func newBenchCRDTCmd() *cobra.Command {
@@ -41,8 +41,9 @@ func newBenchCRDTCmd() *cobra.Command {
 		Use:   "crdt",
 		Short: "Replay the editing traces through the CRDT and the gap-buffer baseline, and print a table",
 		Long: `crdt replays every trace in testdata/traces (real keystroke histories) and measures, as the
-best of --count runs, in CPU time of the process (garbage collection included; on a shared
-machine the time spent waiting for a CPU is not the code's):
+best of --count rounds, in CPU time of the process (garbage collection included; on a shared
+machine the time spent waiting for a CPU is not the code's). Each round times every way once,
+back to back, so that a slow spell of a shared machine slows the baseline too:
 
   baseline    the trace replayed into a plain gap buffer (internal/baseline)
   local       the trace replayed by local edits into a crdt.Doc, each op handed on (as an
@@ -63,7 +64,7 @@ faster than remote replay, and a snapshot of at most 2.5 bytes a character for a
 		},
 	}
 	cmd.Flags().StringVar(&cfg.trace, "trace", "", "run only traces whose name contains this")
-	cmd.Flags().IntVar(&cfg.count, "count", cfg.count, "runs of each measurement (the best is reported)")
+	cmd.Flags().IntVar(&cfg.count, "count", cfg.count, "rounds of measurements (the best of each is reported)")
 	return cmd
 }
 

@@ -39,6 +39,10 @@ const (
 // measure replays tr count times in each way and checks, once, that every way ends in the same
 // state: the baseline and the CRDT hold tr.EndContent, and the remote replica and the decoded
 // snapshot equal the local replica in text, identifiers and clock.
+//
+// Each of the count rounds times every way once, one right after the other, and each way keeps
+// its best round: on a shared machine a slow spell then slows the baseline and the replays
+// alike, rather than only whichever was being timed, and the ratios stay put.
 func measure(tr *traces.Trace, count int) (measurement, error) {
 	m := measurement{trace: tr.Name}
 	// First, while nothing else of this trace's measurement is on the heap: what one replica
@@ -57,53 +61,66 @@ func measure(tr *traces.Trace, count int) (measurement, error) {
 	// editor pays and the baseline, which allocates nothing, never does.
 	wire := encodeOps(ops)
 	m.opBytes = len(wire) - 4*len(ops)
+	m.allocsPerOp = float64(mallocs(func() { _, _, _ = replayLocal(tr, false) })) / float64(len(ops))
 	ops = nil
-
 	if err := checkBaseline(tr); err != nil {
 		return m, err
 	}
-	m.baseline = best(count, func() { _ = tr.Replay(new(baseline.Buffer)) })
-	m.local = best(count, func() { _, _, _ = replayLocal(tr, false) })
-
-	// Remote replay applies the ops the local replay made (the same again: it is deterministic),
-	// then, apart, the same ops decoded from the wire, as a receiving editor holds them: each with
-	// prefix strings of its own, cold in the cache, which costs the comparisons more.
-	if _, ops, err = replayLocal(tr, true); err != nil {
+	snap := doc.AppendSnapshot(nil)
+	m.snapshotBytes = len(snap)
+	if err := checkReplicas(tr, doc, wire, snap); err != nil {
 		return m, err
 	}
-	for _, kind := range []struct {
-		name string
-		to   *time.Duration
-	}{{"remote", &m.remote}, {"wire", &m.wire}} {
-		if kind.name == "wire" {
+
+	forever := time.Duration(1<<63 - 1)
+	m.baseline, m.local, m.remote, m.wire, m.encode, m.decode = forever, forever, forever, forever, forever, forever
+	for range max(count, 1) {
+		m.baseline = min(m.baseline, timed(func() { _ = tr.Replay(new(baseline.Buffer)) }))
+		m.local = min(m.local, timed(func() { _, _, _ = replayLocal(tr, false) }))
+		// Remote replay applies the ops the local replay made (the same again: it is
+		// deterministic), then, apart, the same ops decoded from the wire, as a receiving editor
+		// holds them: each with prefix strings of its own, cold in the cache, which costs the
+		// comparisons more. Making them is not timed.
+		_, ops, _ := replayLocal(tr, true)
+		m.remote = min(m.remote, timed(func() { _, _ = replayRemote(ops) }))
+		ops, _ = decodeOps(wire)
+		m.wire = min(m.wire, timed(func() { _, _ = replayRemote(ops) }))
+		ops = nil
+		m.encode = min(m.encode, timed(func() { doc.AppendSnapshot(snap[:0]) }))
+		m.decode = min(m.decode, timed(func() { _, _ = crdt.LoadSnapshot(snap, remoteSite, rand.NewPCG(2, 2)) }))
+	}
+	return m, nil
+}
+
+// checkReplicas checks that the ops the local replay made, applied as they are and decoded
+// from wire, and the snapshot, decoded, each give a replica equal to doc.
+func checkReplicas(tr *traces.Trace, doc *crdt.Doc, wire, snap []byte) error {
+	_, ops, err := replayLocal(tr, true)
+	if err != nil {
+		return err
+	}
+	for _, kind := range []string{"remote", "wire"} {
+		if kind == "wire" {
 			if ops, err = decodeOps(wire); err != nil {
-				return m, fmt.Errorf("%s: decoding the ops: %w", tr.Name, err)
+				return fmt.Errorf("%s: decoding the ops: %w", tr.Name, err)
 			}
 		}
 		remote, err := replayRemote(ops)
 		if err != nil {
-			return m, fmt.Errorf("%s: %s replay: %w", tr.Name, kind.name, err)
+			return fmt.Errorf("%s: %s replay: %w", tr.Name, kind, err)
 		}
 		if err := sameState(doc, remote); err != nil {
-			return m, fmt.Errorf("%s: %s replica against local: %w", tr.Name, kind.name, err)
+			return fmt.Errorf("%s: %s replica against local: %w", tr.Name, kind, err)
 		}
-		*kind.to = best(count, func() { _, _ = replayRemote(ops) })
 	}
-
-	snap := doc.AppendSnapshot(nil)
-	m.snapshotBytes = len(snap)
 	loaded, err := crdt.LoadSnapshot(snap, remoteSite, rand.NewPCG(2, 2))
 	if err != nil {
-		return m, fmt.Errorf("%s: decoding the snapshot: %w", tr.Name, err)
+		return fmt.Errorf("%s: decoding the snapshot: %w", tr.Name, err)
 	}
 	if err := sameState(doc, loaded); err != nil {
-		return m, fmt.Errorf("%s: decoded snapshot against local: %w", tr.Name, err)
+		return fmt.Errorf("%s: decoded snapshot against local: %w", tr.Name, err)
 	}
-	m.encode = best(count, func() { doc.AppendSnapshot(snap[:0]) })
-	m.decode = best(count, func() { _, _ = crdt.LoadSnapshot(snap, remoteSite, rand.NewPCG(2, 2)) })
-
-	m.allocsPerOp = float64(mallocs(func() { _, _, _ = replayLocal(tr, false) })) / float64(len(ops))
-	return m, nil
+	return nil
 }
 
 // encodeOps encodes ops one after another, each with a 4-byte length.
@@ -192,18 +209,16 @@ func replayRemote(ops []crdt.Op) (*crdt.Doc, error) {
 	return d, nil
 }
 
-// best runs f count times (at least once), each after a garbage collection so that one run's
-// garbage is not charged to the next, and returns the least CPU time the process spent on it
-// (package cputime: on a shared machine, time waiting for a CPU is not the code's).
-func best(count int, f func()) time.Duration {
-	shortest := time.Duration(1<<63 - 1)
-	for range max(count, 1) {
-		runtime.GC()
-		start := cputime.Now()
-		f()
-		shortest = min(shortest, cputime.Since(start))
-	}
-	return shortest
+// timed runs f twice and returns the CPU time the process spent on the second run (package
+// cputime: on a shared machine, time waiting for a CPU is not the code's). The first run warms
+// the caches and the heap, as the way timed before did in the rounds of old; a garbage
+// collection between them keeps its garbage from being charged to the second.
+func timed(f func()) time.Duration {
+	f()
+	runtime.GC()
+	start := cputime.Now()
+	f()
+	return cputime.Since(start)
 }
 
 // mallocs returns how many heap allocations f makes.
