@@ -50,8 +50,11 @@ type conn struct {
 	graceful  bool
 	closing   chan struct{} // closed by closeWith
 	inflight  sync.WaitGroup
-	// anchor and head are the user's latest cursor, which repeatPresence
-	// publishes again while present.
+	// presenceMu guards the user's latest cursor (anchor, head), which
+	// repeatPresence publishes again while present, and is held across each
+	// presence publish, so that publishes leave in the order the state
+	// changed: no repeat of an old cursor after a new one or after "gone".
+	presenceMu   sync.Mutex
 	anchor, head []byte
 	present      bool
 
@@ -248,10 +251,10 @@ func (c *conn) finish() {
 	c.closeWith(schemas.CloseNormal, nil, true)
 	if c.hub != nil {
 		c.hub.leave(c)
-		c.mu.Lock()
+		c.presenceMu.Lock()
 		c.present = false
-		c.mu.Unlock()
 		c.publishPresence(nil, nil, true)
+		c.presenceMu.Unlock()
 		c.g.release(c.hub)
 		c.g.metrics.connections.Dec()
 	}

@@ -268,23 +268,24 @@ func (c *conn) presence(p schemas.Presence) {
 			return
 		}
 	}
-	c.mu.Lock()
+	c.presenceMu.Lock()
+	defer c.presenceMu.Unlock()
 	c.anchor, c.head, c.present = slices.Clone(p.Anchor), slices.Clone(p.Head), true
-	c.mu.Unlock()
 	c.publishPresence(p.Anchor, p.Head, false)
 }
 
 // repeatPresence publishes the connection's presence again, if it has one, so
 // that other gateways keep it (Config.PresenceTTL).
 func (c *conn) repeatPresence() {
-	c.mu.Lock()
-	anchor, head, present := c.anchor, c.head, c.present
-	c.mu.Unlock()
-	if present {
-		c.publishPresence(anchor, head, false)
+	c.presenceMu.Lock()
+	defer c.presenceMu.Unlock()
+	if c.present {
+		c.publishPresence(c.anchor, c.head, false)
 	}
 }
 
+// publishPresence publishes the user's cursor, or that the user is gone, on
+// core NATS. The caller holds presenceMu.
 func (c *conn) publishPresence(anchor, head []byte, gone bool) {
 	p := c.principal.Load()
 	if p == nil {
