@@ -11,8 +11,8 @@ import (
 type Rand interface{ Uint64() uint64 }
 
 // source is the Rand a Doc draws from. It calls a *rand.PCG (what tests and tools pass) directly
-// rather than through the interface, so that the draw of a typed character is inlined; it
-// draws exactly what the Rand itself would, in the same order.
+// rather than through the interface (allocRun inlines that call); it draws exactly what the Rand
+// itself would, in the same order.
 type source struct {
 	pcg *rand.PCG // the Rand, when it is one
 	rng Rand

@@ -107,8 +107,8 @@ func cmpKeys(a, b key) int {
 	return cmpDistinct(a, b)
 }
 
-// cmpDistinct is cmpKeys in one pass over the prefixes, for keys that rarely share their prefix
-// string (a search down the tree): it skips the equality test that makes a shared prefix cheap.
+// cmpDistinct is cmpKeys for keys whose prefixes are different strings: one pass over the
+// prefixes' bytes.
 func cmpDistinct(a, b key) int {
 	n := min(len(a.prefix), len(b.prefix))
 	if c := cmpBytes(a.prefix[:n], b.prefix[:n]); c != 0 {
@@ -134,8 +134,9 @@ func cmpDistinct(a, b key) int {
 // cmpFrom is cmpDistinct for keys whose identifiers are known to agree over their first skip
 // bytes (a search that has narrowed k down to keys between two bounds knows that much: every
 // identifier between them shares with k at least the bytes both bounds share with it). It also
-// returns how many leading bytes the prefixes of a and b share, at least skip and at most the
-// shorter prefix: a lower bound on what their identifiers share.
+// returns how many leading bytes the prefixes of a and b share, at least skip (or the shorter
+// prefix's length, if less) and at most the shorter prefix: a lower bound on what their
+// identifiers share.
 func cmpFrom(a, b key, skip int) (c, shared int) {
 	n := min(len(a.prefix), len(b.prefix))
 	o := min(skip, n)

@@ -218,7 +218,7 @@ func (t *tree) runsSpanned(s spot, n int) int {
 // tree must not be empty.
 func (t *tree) gapAt(pos int) spot {
 	if h := t.hint; h.l != nil && h.i > 0 && pos == t.hintPos {
-		return h // typing on: h is the end of a run's elements, as below
+		return h // typing on: h is the gap at pos, inside or at the end of a run
 	}
 	l, off := t.leafAt(pos, true)
 	ri, i := l.gapIn(off)

@@ -165,7 +165,14 @@ func TestTreeInvariants(t *testing.T) {
 		case k == 6 && typedTo[d] > 0:
 			// Backspacing a word: the other replica removes what ends at its last change.
 			n := min(typedTo[d], 1+rng.IntN(16))
-			op, err = d.Delete(typedTo[d]-n, n)
+			if op, err = d.Delete(typedTo[d]-n, n); err == nil && n > 1 {
+				// The other replica applied d's insert last: its hint is where d's cursor is.
+				h, hp := other.elems.hint, other.elems.hintPos
+				if !other.elems.rewind(op.runs) || other.elems.hintPos != hp-n {
+					t.Fatalf("step %d: the word deleted does not end at the other replica's hint", step)
+				}
+				other.elems.hint, other.elems.hintPos = h, hp // as it was, for Apply
+			}
 			typedTo[d] = 0
 		default:
 			pos := rng.IntN(d.Len())

@@ -36,11 +36,11 @@ const (
 	remoteSite crdt.SiteID = 2
 )
 
-// measure replays tr count times in each way and checks, once, that every way ends in the same
-// state: the baseline and the CRDT hold tr.EndContent, and the remote replica and the decoded
-// snapshot equal the local replica in text, identifiers and clock.
+// measure times every way of replaying tr in count rounds and checks, once, that every way ends
+// in the same state: the baseline and the CRDT hold tr.EndContent, and the remote replica and
+// the decoded snapshot equal the local replica in text, identifiers and clock.
 //
-// Each of the count rounds times every way once, one right after the other, and each way keeps
+// Each round times every way once (see timed), one right after the other, and each way keeps
 // its best round: on a shared machine a slow spell then slows the baseline and the replays
 // alike, rather than only whichever was being timed, and the ratios stay put.
 func measure(tr *traces.Trace, count int) (measurement, error) {
@@ -211,8 +211,8 @@ func replayRemote(ops []crdt.Op) (*crdt.Doc, error) {
 
 // timed runs f twice and returns the CPU time the process spent on the second run (package
 // cputime: on a shared machine, time waiting for a CPU is not the code's). The first run warms
-// the caches and the heap, as the way timed before did in the rounds of old; a garbage
-// collection between them keeps its garbage from being charged to the second.
+// the caches and the heap for the second; a garbage collection between them keeps the first
+// one's garbage from being charged to the second.
 func timed(f func()) time.Duration {
 	f()
 	runtime.GC()
