@@ -2,7 +2,7 @@
 // (the list and version are written in by scripts/build.mjs) and serves it
 // cache-first; a navigation falls back to the cached page. API calls and the
 // WebSocket always go to the network.
-const VERSION = 'a9fe130186795f95'
+const VERSION = 'b73cf45846b4639a'
 const PRECACHE = [
  "/",
  "/assets/index-Be_E0sOu.js",
