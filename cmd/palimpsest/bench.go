@@ -36,7 +36,7 @@ type benchConfig struct {
 }
 
 func newBenchCRDTCmd() *cobra.Command {
-	cfg := benchConfig{count: 5}
+	cfg := benchConfig{count: 10}
 	cmd := &cobra.Command{
 		Use:   "crdt",
 		Short: "Replay the editing traces through the CRDT and the gap-buffer baseline, and print a table",
