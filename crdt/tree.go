@@ -347,7 +347,7 @@ func (t *tree) find(k key) (spot, int, bool) {
 // rewind moves the hint back to the gap before the elements that end at it, when those are,
 // in order, the elements of runs (deleting a word backwards), and reports whether it did. The
 // removal of the first of them then starts from the hint (find's forward delete) with no
-// search. The tree is unchanged either way.
+// search. The elements are unchanged either way, and so is the hint when it did not.
 func (t *tree) rewind(runs []Run) bool {
 	h, pos := t.hint, t.hintPos
 	if h.l == nil {

@@ -2,7 +2,7 @@
 // (the list and version are written in by scripts/build.mjs) and serves it
 // cache-first; a navigation falls back to the cached page. API calls and the
 // WebSocket always go to the network.
-const VERSION = 'b73cf45846b4639a'
+const VERSION = '0dc8d326bfcd82ca'
 const PRECACHE = [
  "/",
  "/assets/index-Be_E0sOu.js",
