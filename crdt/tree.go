@@ -507,7 +507,6 @@ func (t *tree) insert(s spot, k key, r rune, want int) spot {
 // a run that k continues and that has spare capacity, and reports whether it did. This is
 // typing on: it needs no search, no new run and no split.
 func (t *tree) typeOn(pos int, k key, r rune) bool {
-	// hintRunTakes written out: this is local typing's hot path, and the call cost about 2%.
 	h := t.hint
 	if h.l == nil || h.l != t.finger || pos != t.hintPos {
 		return false
@@ -516,41 +515,6 @@ func (t *tree) typeOn(pos int, k key, r rune) bool {
 	if n := len(rn.elems); h.i != n || n == cap(rn.elems) || !rn.extends(k) {
 		return false
 	}
-	t.appendAtHint(k, r)
-	return true
-}
-
-// typeOnByKey is typeOn for a new identifier k whose position is not known: it inserts (k, r)
-// when k continues the run at the hint's gap and sorts before the element after the gap (so
-// that the gap is where k belongs), and returns k's position and whether it did.
-func (t *tree) typeOnByKey(k key, r rune) (int, bool) {
-	if !t.hintRunTakes(k) {
-		return 0, false
-	}
-	if nx := t.hint.after(); !nx.none() && t.cmpNear(k, nx) >= 0 {
-		return 0, false
-	}
-	pos := t.hintPos
-	t.appendAtHint(k, r)
-	return pos, true
-}
-
-// hintRunTakes reports whether k can be appended to the run that ends at the hint's gap, in the
-// finger leaf, without growing it.
-func (t *tree) hintRunTakes(k key) bool {
-	h := t.hint
-	if h.l == nil || h.l != t.finger {
-		return false
-	}
-	rn := &h.l.runs[h.ri]
-	n := len(rn.elems)
-	return h.i == n && n < cap(rn.elems) && rn.extends(k)
-}
-
-// appendAtHint does what typeOn and typeOnByKey decided.
-func (t *tree) appendAtHint(k key, r rune) {
-	h := t.hint
-	rn := &h.l.runs[h.ri]
 	rn.elems = append(rn.elems, elem{k.last.digit, r})
 	t.n++
 	h.l.n++
@@ -559,6 +523,21 @@ func (t *tree) appendAtHint(k key, r rune) {
 	}
 	t.hint.i++
 	t.hintPos++
+	return true
+}
+
+// typeOnByKey is typeOn for a new identifier k whose position is not known: when k sorts
+// before the element after the hint's gap, the gap is where k goes if typeOn takes it there.
+// It returns k's position and whether it was inserted.
+func (t *tree) typeOnByKey(k key, r rune) (int, bool) {
+	h := t.hint
+	if h.l == nil {
+		return 0, false
+	}
+	if nx := h.after(); !nx.none() && t.cmpNear(k, nx) >= 0 {
+		return 0, false
+	}
+	return t.hintPos, t.typeOn(t.hintPos, k, r)
 }
 
 // splitLeaf moves the second half of l's runs to a new leaf after it and returns that leaf.

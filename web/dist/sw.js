@@ -2,7 +2,7 @@
 // (the list and version are written in by scripts/build.mjs) and serves it
 // cache-first; a navigation falls back to the cached page. API calls and the
 // WebSocket always go to the network.
-const VERSION = '0dc8d326bfcd82ca'
+const VERSION = 'ef20c8195ed7f621'
 const PRECACHE = [
  "/",
  "/assets/index-Be_E0sOu.js",
