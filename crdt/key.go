@@ -104,34 +104,11 @@ func cmpKeys(a, b key) int {
 	if a.prefix == b.prefix {
 		return a.last.cmp(b.last)
 	}
-	return cmpDistinct(a, b)
+	c, _ := cmpFrom(a, b, 0)
+	return c
 }
 
-// cmpDistinct is cmpKeys for keys whose prefixes are different strings: one pass over the
-// prefixes' bytes.
-func cmpDistinct(a, b key) int {
-	n := min(len(a.prefix), len(b.prefix))
-	if c := cmpBytes(a.prefix[:n], b.prefix[:n]); c != 0 {
-		return c
-	}
-	if len(a.prefix) == len(b.prefix) {
-		return a.last.cmp(b.last)
-	}
-	// One prefix is a proper prefix of the other: compare the shorter key's last level with
-	// the longer one's level there; if they are equal the shorter key is a prefix of the longer.
-	if len(a.prefix) < len(b.prefix) {
-		if c := a.last.cmp(levelOf(b.prefix[n:])); c != 0 {
-			return c
-		}
-		return -1
-	}
-	if c := levelOf(a.prefix[n:]).cmp(b.last); c != 0 {
-		return c
-	}
-	return 1
-}
-
-// cmpFrom is cmpDistinct for keys whose identifiers are known to agree over their first skip
+// cmpFrom is cmpKeys for keys whose identifiers are known to agree over their first skip
 // bytes (a search that has narrowed k down to keys between two bounds knows that much: every
 // identifier between them shares with k at least the bytes both bounds share with it). It also
 // returns how many leading bytes the prefixes of a and b share, at least skip (or the shorter
@@ -157,6 +134,9 @@ func cmpFrom(a, b key, skip int) (c, shared int) {
 			return 1, o
 		}
 	}
+	// The shorter prefix is a prefix of the longer one: compare the shorter key's last level
+	// with the longer one's level there; if they are equal the shorter key is a prefix of the
+	// longer.
 	switch {
 	case len(a.prefix) == len(b.prefix):
 		return a.last.cmp(b.last), n

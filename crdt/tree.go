@@ -190,8 +190,8 @@ func (t *tree) leafAt(pos int, gap bool) (*node, int) {
 func (t *tree) elemAt(pos int) spot {
 	if h := t.hint; h.l != nil {
 		switch {
-		case pos == t.hintPos-1 && h.i > 0:
-			return spot{h.l, h.ri, h.i - 1} // backspacing
+		case pos == t.hintPos-1:
+			return h.prev() // backspacing
 		case pos == t.hintPos && pos < t.n:
 			return h.next() // deleting forwards
 		}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -338,5 +339,43 @@ func TestTypingShortcutAllocatesAsAlloc(t *testing.T) {
 	}
 	if shortcuts == 0 {
 		t.Fatal("the shortcut never applied")
+	}
+}
+
+// TestKeyComparisons checks cmpKeys and cmpFrom against the byte order of the identifiers they
+// stand for, on keys that share long prefixes or are prefixes of one another (the cases the
+// comparisons take shortcuts on), and that cmpFrom's shared bytes are a lower bound that a
+// later comparison may skip.
+func TestKeyComparisons(t *testing.T) {
+	rng, _ := seeded(t, 11)
+	lvl := func() []byte {
+		// Few distinct values, so that keys often agree level by level and byte by byte.
+		return appendLevel(nil, level{uint32(1 + rng.IntN(3)), SiteID(rng.IntN(2)), uint32(rng.IntN(2))})
+	}
+	randomID := func(base []byte) ID {
+		id := slices.Clone(base[:tripleSize*rng.IntN(len(base)/tripleSize+1)])
+		for range 1 + rng.IntN(4) {
+			id = append(id, lvl()...)
+		}
+		return ID(id)
+	}
+	var base []byte
+	for range 6 {
+		base = append(base, lvl()...)
+	}
+	for range 20000 {
+		a, b := randomID(base), randomID(base)
+		want := strings.Compare(string(a), string(b))
+		ka, kb := keyOf(a), keyOf(b)
+		if got := cmpKeys(ka, kb); got != want {
+			t.Fatalf("cmpKeys(%v, %v) = %d, want %d", a, b, got, want)
+		}
+		c, shared := cmpFrom(ka, kb, 0)
+		if c != want || string(ka.prefix[:shared]) != string(kb.prefix[:shared]) {
+			t.Fatalf("cmpFrom(%v, %v, 0) = %d, %d shared; want %d", a, b, c, shared, want)
+		}
+		if again, _ := cmpFrom(ka, kb, shared); again != want {
+			t.Fatalf("cmpFrom(%v, %v, %d) = %d, want %d", a, b, shared, again, want)
+		}
 	}
 }

@@ -2,7 +2,7 @@
 // (the list and version are written in by scripts/build.mjs) and serves it
 // cache-first; a navigation falls back to the cached page. API calls and the
 // WebSocket always go to the network.
-const VERSION = 'ef20c8195ed7f621'
+const VERSION = '2a54b1d9305ffc26'
 const PRECACHE = [
  "/",
  "/assets/index-Be_E0sOu.js",
