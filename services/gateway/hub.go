@@ -356,10 +356,10 @@ func (h *hub) expirePresence(cutoff time.Time) {
 			continue
 		}
 		delete(h.presence, site)
-		b, err := schemas.AppendFrame(nil, schemas.FramePresenceUpdate, &schemas.PresenceUpdate{Site: site, Gone: true})
+		f, err := messageFrame(schemas.FramePresenceUpdate, &schemas.PresenceUpdate{Site: site, Gone: true})
 		if err != nil {
 			continue
 		}
-		h.fanOutPresenceLocked(site, &frame{b: append(wsHeader(make([]byte, 0, len(b)+10), opBinary, len(b)), b...)})
+		h.fanOutPresenceLocked(site, f)
 	}
 }
