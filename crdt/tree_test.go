@@ -220,16 +220,23 @@ func TestAllocDeterministicStrategy(t *testing.T) {
 	}
 }
 
-// TestAllocNextAgreesWithAlloc checks allocNext's shortcut: whenever it answers, it answers
-// what alloc would, with the same randomness, the same identifier and the same room left.
-func TestAllocNextAgreesWithAlloc(t *testing.T) {
-	rng, seed := seeded(t, 3)
-	d := New(1, rand.NewPCG(seed, 4))
+// typedDoc returns a document of 3,000 inserts of 1 to 8 characters at random places, whose
+// identifiers were drawn from r: gaps of every kind to allocate in.
+func typedDoc(t *testing.T, rng *rand.Rand, r Rand) *Doc {
+	d := New(1, r)
 	for range 3000 {
 		if _, err := d.Insert(rng.IntN(d.Len()+1), "abcdefgh"[:1+rng.IntN(8)]); err != nil {
 			t.Fatal(err)
 		}
 	}
+	return d
+}
+
+// TestAllocNextAgreesWithAlloc checks allocNext's shortcut: whenever it answers, it answers
+// what alloc would, with the same randomness, the same identifier and the same room left.
+func TestAllocNextAgreesWithAlloc(t *testing.T) {
+	rng, seed := seeded(t, 3)
+	d := typedDoc(t, rng, rand.NewPCG(seed, 4))
 	shortcuts := 0
 	for range 500 {
 		gap := d.elems.gapAt(rng.IntN(d.Len() + 1))
@@ -262,12 +269,7 @@ func TestAllocNextAgreesWithAlloc(t *testing.T) {
 // and again, drawing the same randomness, from a *rand.PCG and from another Rand.
 func TestAllocRunAgreesWithAllocNext(t *testing.T) {
 	rng, seed := seeded(t, 7)
-	d := New(1, rand.NewPCG(seed, 8))
-	for range 3000 {
-		if _, err := d.Insert(rng.IntN(d.Len()+1), "abcdefgh"[:1+rng.IntN(8)]); err != nil {
-			t.Fatal(err)
-		}
-	}
+	d := typedDoc(t, rng, rand.NewPCG(seed, 8))
 	runs := 0
 	for g := range 500 {
 		gap := d.elems.gapAt(rng.IntN(d.Len() + 1))
