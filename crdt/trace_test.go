@@ -6,6 +6,7 @@ import (
 	"slices"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/palimpsest-editor/palimpsest/crdt"
 	"github.com/palimpsest-editor/palimpsest/internal/baseline"
@@ -97,7 +98,8 @@ func replaySending(t testing.TB, tr *traces.Trace) *crdt.Doc {
 }
 
 // TestTracesReplay replays every trace locally, remotely (through the wire encoding) and
-// through a snapshot; each must give exactly the trace's endContent.
+// through a snapshot; each must give exactly the trace's endContent. The remote replay's
+// changes, applied to a plain text buffer as an editor patches its view, must give it too.
 func TestTracesReplay(t *testing.T) {
 	for _, name := range traces.All() {
 		t.Run(name, func(t *testing.T) {
@@ -107,19 +109,34 @@ func TestTracesReplay(t *testing.T) {
 				t.Fatal("local replay differs from endContent")
 			}
 			remote := crdt.New(2, rand.NewPCG(3, 4))
+			var view baseline.Buffer
 			var wire []byte
+			var changes []crdt.Change
 			for i := range local.ops {
 				wire = crdt.AppendOp(wire[:0], &local.ops[i])
 				op, err := crdt.DecodeOp(wire)
 				if err != nil {
 					t.Fatalf("op %d: %v", i, err)
 				}
-				if _, err := remote.Apply(op); err != nil {
+				if changes, err = remote.ApplyTo(changes[:0], op); err != nil {
 					t.Fatalf("op %d: %v", i, err)
+				}
+				for _, c := range changes {
+					if c.Kind == crdt.Inserted {
+						err = view.Insert(c.Index, c.Text)
+					} else {
+						err = view.Delete(c.Index, utf8.RuneCountInString(c.Text))
+					}
+					if err != nil {
+						t.Fatalf("op %d: change %+v: %v", i, c, err)
+					}
 				}
 			}
 			if remote.Text() != tr.EndContent || !slices.Equal(idsOf(remote), idsOf(local.doc)) {
 				t.Fatal("remote replay differs from the local one")
+			}
+			if view.String() != tr.EndContent {
+				t.Fatal("the remote replay's changes, applied to a text, do not give endContent")
 			}
 			loaded, err := crdt.LoadSnapshot(local.doc.AppendSnapshot(nil), 3, rand.NewPCG(5, 6))
 			if err != nil {

@@ -537,7 +537,8 @@ func (t *tree) typeOnByKey(k key, r rune) (int, bool) {
 	if nx := h.after(); !nx.none() && t.cmpNear(k, nx) >= 0 {
 		return 0, false
 	}
-	return t.hintPos, t.typeOn(t.hintPos, k, r)
+	pos := t.hintPos // before typeOn moves it
+	return pos, t.typeOn(pos, k, r)
 }
 
 // splitLeaf moves the second half of l's runs to a new leaf after it and returns that leaf.

@@ -2,7 +2,7 @@
 // (the list and version are written in by scripts/build.mjs) and serves it
 // cache-first; a navigation falls back to the cached page. API calls and the
 // WebSocket always go to the network.
-const VERSION = '584d4dbbb5373758'
+const VERSION = '2df765f9f775f659'
 const PRECACHE = [
  "/",
  "/assets/index-Be_E0sOu.js",
